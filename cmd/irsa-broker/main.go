@@ -1,0 +1,73 @@
+// Command irsa-broker is the IRSA broker: `serve` runs it in a cluster, `dev`
+// runs the whole flow on loopback, `awssim` runs the IAM/STS simulator alone.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/irsa-broker/irsa-broker/internal/awssim"
+)
+
+const usage = `irsa-broker: AWS IAM roles for Domino workloads, with no AWS keys in pods.
+
+Usage:
+  irsa-broker serve [flags]    run the broker (see 'irsa-broker serve -h')
+  irsa-broker dev [flags]      broker + IAM/STS simulator + dev OIDC issuer on loopback
+  irsa-broker awssim [flags]   the IAM/STS simulator alone
+  irsa-broker version
+`
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "irsa-broker:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("missing subcommand")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "dev":
+		return runDev(ctx, args[1:], stdout, stderr)
+	case "awssim":
+		log := hclog.New(&hclog.LoggerOptions{Name: "awssim", Output: stderr, Level: hclog.Info})
+		return awssim.RunCommand(ctx, args[1:], log)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+func newLogger(out io.Writer, level, format string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "irsa-broker",
+		Output:     out,
+		Level:      hclog.LevelFromString(level),
+		JSONFormat: format == "json",
+	})
+}

@@ -1,0 +1,99 @@
+// Command irsactl is a small client for irsa-broker: it maps a run and shows
+// which AWS identity the SDK's own credential chain ends up with.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+const usage = `irsactl: a client for irsa-broker.
+
+Usage:
+  irsactl whoami                      the caller identity of the AWS SDK's default chain
+                                      (AWS_PROFILE, AWS_CONFIG_FILE, AWS_ENDPOINT_URL_STS, ...)
+  irsactl map -broker URL -run-id ID  POST /map_iam_roles_to_pod_sa and print the config
+                                      (token from -token or IRSA_TOKEN)
+`
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "irsactl:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("missing command")
+	}
+	switch args[0] {
+	case "whoami":
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return err
+		}
+		id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Account: %s\nArn:     %s\nUserId:  %s\n", deref(id.Account), deref(id.Arn), deref(id.UserId))
+		return nil
+	case "map":
+		fs := flag.NewFlagSet("map", flag.ContinueOnError)
+		broker := fs.String("broker", "http://127.0.0.1:6000", "broker URL")
+		runID := fs.String("run-id", "", "run id")
+		token := fs.String("token", os.Getenv("IRSA_TOKEN"), "bearer token")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		body := fmt.Sprintf(`{"run_id":%q}`, *runID)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*broker, "/")+"/map_iam_roles_to_pod_sa", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+*token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("broker answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		}
+		_, err = out.Write(b)
+		return err
+	case "-h", "--help", "help":
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ServerOptions configure Serve.
+type ServerOptions struct {
+	// Listener, when set, is used instead of listening on Addr.
+	Listener net.Listener
+	Addr     string
+	// CertFile and KeyFile enable TLS; they are re-read when they change
+	// (cert-manager rotates them in place). Both empty: plain HTTP.
+	CertFile, KeyFile string
+	Handler           http.Handler
+	Logger            hclog.Logger
+	// ShutdownTimeout bounds graceful shutdown (default 20s).
+	ShutdownTimeout time.Duration
+	// Ready, if set, is called with the bound address once listening.
+	Ready func(addr net.Addr)
+}
+
+// Serve runs an HTTP(S) server until ctx ends, then shuts it down gracefully.
+func Serve(ctx context.Context, o ServerOptions) error {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 20 * time.Second
+	}
+	srv := &http.Server{
+		Handler:           o.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          o.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", o.Addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", o.Addr, err)
+		}
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		ln.Close()
+		return errors.New("TLS needs both a certificate and a key file")
+	}
+	if o.CertFile != "" {
+		cr, err := NewCertReloader(o.CertFile, o.KeyFile, o.Logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cr.GetCertificate}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	if o.Ready != nil {
+		o.Ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// CertReloader serves a certificate from files and reloads it when the files
+// change. A broken new pair is logged and the previous one keeps serving.
+type CertReloader struct {
+	certFile, keyFile string
+	log               hclog.Logger
+	checkEvery        time.Duration
+
+	mu        sync.Mutex
+	cert      *tls.Certificate
+	modCert   time.Time
+	modKey    time.Time
+	lastCheck time.Time
+}
+
+// NewCertReloader loads the pair once; it fails if the files are unusable.
+func NewCertReloader(certFile, keyFile string, log hclog.Logger) (*CertReloader, error) {
+	c := &CertReloader{certFile: certFile, keyFile: keyFile, log: log.Named("tls"), checkEvery: 5 * time.Second}
+	if err := c.reload(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func modTime(p string) time.Time {
+	st, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}
+
+func (c *CertReloader) reload() error {
+	mc, mk := modTime(c.certFile), modTime(c.keyFile)
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return fmt.Errorf("load TLS key pair %s / %s: %w", c.certFile, c.keyFile, err)
+	}
+	c.cert, c.modCert, c.modKey = &cert, mc, mk
+	return nil
+}
+
+// GetCertificate is for tls.Config.GetCertificate.
+func (c *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); now.Sub(c.lastCheck) >= c.checkEvery {
+		c.lastCheck = now
+		if !modTime(c.certFile).Equal(c.modCert) || !modTime(c.keyFile).Equal(c.modKey) {
+			if err := c.reload(); err != nil {
+				c.log.Error("keeping the previous certificate", "error", err)
+			} else {
+				c.log.Info("reloaded TLS certificate", "cert", c.certFile)
+			}
+		}
+	}
+	return c.cert, nil
+}

@@ -1,0 +1,336 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/irsa-broker/irsa-broker/core/awsconfig"
+	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/plugins/sdk"
+)
+
+// Admin actions decided by package irsa.authz (input.request.action).
+const (
+	ActionMappingRead          = "mapping.read"
+	ActionMappingWrite         = "mapping.write"
+	ActionMappingDelete        = "mapping.delete"
+	ActionServiceAccountWrite  = "service_account.write"
+	ActionServiceAccountDelete = "service_account.delete"
+	// ActionMapForeignWorkload is asked when a caller maps a run someone else
+	// started; the default policy denies it (invariant 6).
+	ActionMapForeignWorkload = "workload.map_foreign"
+)
+
+// Authenticator establishes who is calling.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error)
+}
+
+// PolicyEngine decides grants and admin actions.
+type PolicyEngine interface {
+	Grants(ctx context.Context, in policy.Input, snap mapping.Snapshot) (policy.Decision, error)
+	Allow(ctx context.Context, in policy.Input) (bool, error)
+}
+
+// TrustWriter adds subjects to proxy-role trust policies.
+type TrustWriter interface {
+	Ensure(ctx context.Context, roleARN string, subjects ...string) error
+}
+
+// ServiceAccounts manages service accounts in the compute namespace.
+type ServiceAccounts interface {
+	Create(ctx context.Context, name string) error
+	Delete(ctx context.Context, name string) error
+}
+
+// Options configure a Service.
+type Options struct {
+	Auth            Authenticator
+	Workloads       WorkloadResolver
+	Policy          PolicyEngine
+	Mappings        mapping.Store
+	Trust           TrustWriter
+	ServiceAccounts ServiceAccounts
+	// Subject renders the trust-policy subject of a workload's service account.
+	Subject func(namespace, serviceAccount string) string
+	// Render holds the config renderer's options; RoleSessionNameFromUser puts
+	// the caller's username into role_session_name.
+	Render                  awsconfig.Options
+	RoleSessionNameFromUser bool
+	Metrics                 *metrics.Metrics
+	Logger                  hclog.Logger
+}
+
+// Service is the broker's use cases.
+type Service struct {
+	o   Options
+	log hclog.Logger
+}
+
+// New builds a Service; every dependency but ServiceAccounts and Metrics is required.
+func New(o Options) (*Service, error) {
+	if o.Auth == nil || o.Workloads == nil || o.Policy == nil || o.Mappings == nil || o.Trust == nil {
+		return nil, errors.New("broker: Auth, Workloads, Policy, Mappings and Trust are required")
+	}
+	if o.Subject == nil {
+		o.Subject = func(ns, sa string) string { return "system:serviceaccount:" + ns + ":" + sa }
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	return &Service{o: o, log: o.Logger.Named("broker")}, nil
+}
+
+// Authenticate returns the caller's identity, classified on error.
+func (s *Service) Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error) {
+	id, err := s.o.Auth.Authenticate(ctx, c)
+	if err != nil {
+		if errors.Is(err, sdk.ErrUnauthenticated) {
+			return sdk.Identity{}, &Error{Kind: KindUnauthenticated, Code: "unauthenticated", Message: "missing or invalid credentials", Err: err}
+		}
+		return sdk.Identity{}, &Error{Kind: KindUnavailable, Code: "identity_unavailable", Message: "identity provider unavailable", Err: err}
+	}
+	return id, nil
+}
+
+// MapRequest is one request to map a run's service account to its roles.
+type MapRequest struct {
+	Caller       sdk.Identity
+	RunID        string
+	WorkloadType string
+	PodToken     string
+	// DryRun decides and renders but does not touch IAM (the /v2 preview).
+	DryRun    bool
+	RequestID string
+}
+
+// MapResult is what a run gets.
+type MapResult struct {
+	Config     awsconfig.Config
+	Grants     []policy.Grant
+	Workload   Workload
+	Subject    string
+	DecisionID string
+	// TrustUpdated lists the proxy roles whose trust policy now holds Subject.
+	TrustUpdated []string
+}
+
+// Map decides the caller's grants for a run, ensures the run's subject on the
+// proxy roles that want it, and renders the AWS config. Input is validated
+// before anything is written.
+func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err error) {
+	start := time.Now()
+	s.o.Metrics.MappingRequests.Inc()
+	defer func() {
+		outcome := "success"
+		if err != nil {
+			outcome = "error"
+			s.o.Metrics.FailedMappingRequests.Inc()
+		}
+		if req.DryRun {
+			outcome = "preview_" + outcome
+		}
+		s.o.Metrics.MapDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	}()
+
+	if err := ValidateRunID(req.RunID); err != nil {
+		return MapResult{}, err
+	}
+	if err := ValidateWorkloadType(req.WorkloadType); err != nil {
+		return MapResult{}, err
+	}
+	w, err := s.o.Workloads.Resolve(ctx, WorkloadRequest{RunID: req.RunID, WorkloadType: req.WorkloadType, Caller: req.Caller, PodToken: req.PodToken})
+	if err != nil {
+		return MapResult{}, err
+	}
+	in := policy.Input{Identity: req.Caller, Workload: w.Workload, Request: policy.Request{Method: "POST", Action: "map", ID: req.RequestID}}
+	if w.OwnerID != req.Caller.ID {
+		foreign := in
+		foreign.Request.Action = ActionMapForeignWorkload
+		ok, err := s.o.Policy.Allow(ctx, foreign)
+		if err != nil {
+			return MapResult{}, fmt.Errorf("policy: %w", err)
+		}
+		if !ok {
+			return MapResult{}, newErr(KindForbidden, "not_workload_owner", "run %s was not started by %s", req.RunID, req.Caller.Username)
+		}
+	}
+	if req.DryRun {
+		in.Request.Action = "preview"
+	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return MapResult{}, err
+	}
+	dec, err := s.o.Policy.Grants(ctx, in, snap)
+	if err != nil {
+		return MapResult{}, fmt.Errorf("policy: %w", err)
+	}
+	res = MapResult{Grants: dec.Grants, Workload: w, DecisionID: dec.ID, Subject: s.o.Subject(w.Namespace, w.ServiceAccount)}
+
+	roles := make([]awsconfig.Role, 0, len(dec.Grants))
+	var proxies []string
+	for _, g := range dec.Grants {
+		roles = append(roles, awsconfig.Role{AssetRoleARN: g.IAMRoleARN, ProxyRoleARN: g.ProxyIAMRoleARN})
+		if g.UpdateTrustPolicy && !slices.Contains(proxies, g.ProxyIAMRoleARN) {
+			proxies = append(proxies, g.ProxyIAMRoleARN)
+		}
+	}
+	sort.Strings(proxies)
+	ro := s.o.Render
+	if s.o.RoleSessionNameFromUser && ro.RoleSessionName == "" {
+		ro.RoleSessionName = req.Caller.Username
+	}
+	// Render before touching IAM: a grant that cannot be rendered changes nothing.
+	cfg, err := awsconfig.Render(roles, ro)
+	if err != nil {
+		return MapResult{}, &Error{Kind: KindInvalid, Code: "invalid_grant", Message: "cannot render the AWS config for the granted roles", Err: err}
+	}
+	res.Config = cfg
+	if req.DryRun || len(proxies) == 0 {
+		return res, nil
+	}
+	if err := s.ensureAll(ctx, proxies, res.Subject); err != nil {
+		return MapResult{}, err
+	}
+	res.TrustUpdated = proxies
+	s.log.Info("mapped workload", "request_id", req.RequestID, "run_id", req.RunID, "user", req.Caller.Username,
+		"subject", res.Subject, "roles", proxies, "decision_id", dec.ID)
+	return res, nil
+}
+
+// ensureAll writes the subject to every proxy role concurrently; the trust
+// writer coalesces with other requests touching the same roles.
+func (s *Service) ensureAll(ctx context.Context, proxies []string, subject string) error {
+	errs := make([]error, len(proxies))
+	var wg sync.WaitGroup
+	for i, p := range proxies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.o.Trust.Ensure(ctx, p, subject)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Service) snapshot(ctx context.Context) (mapping.Snapshot, error) {
+	s.o.Metrics.QueryConfigMap.Inc()
+	snap, err := s.o.Mappings.Snapshot(ctx)
+	if err != nil {
+		return mapping.Snapshot{}, &Error{Kind: KindUnavailable, Code: "mapping_store_unavailable", Message: "cannot read role mappings", Err: err}
+	}
+	return snap, nil
+}
+
+// MyGrants returns what the caller's identity is granted outside any workload.
+func (s *Service) MyGrants(ctx context.Context, caller sdk.Identity, requestID string) (policy.Decision, mapping.Snapshot, error) {
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return policy.Decision{}, mapping.Snapshot{}, err
+	}
+	dec, err := s.o.Policy.Grants(ctx, policy.Input{Identity: caller, Request: policy.Request{Action: "my_mappings", ID: requestID}}, snap)
+	if err != nil {
+		return policy.Decision{}, mapping.Snapshot{}, fmt.Errorf("policy: %w", err)
+	}
+	return dec, snap, nil
+}
+
+func (s *Service) authorize(ctx context.Context, caller sdk.Identity, action, requestID string) error {
+	ok, err := s.o.Policy.Allow(ctx, policy.Input{Identity: caller, Request: policy.Request{Action: action, ID: requestID}})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	if !ok {
+		return newErr(KindForbidden, "forbidden", "%s is not allowed to %s", caller.Username, action)
+	}
+	return nil
+}
+
+// Mappings returns every mapping (admin).
+func (s *Service) Mappings(ctx context.Context, caller sdk.Identity, requestID string) (mapping.Snapshot, error) {
+	if err := s.authorize(ctx, caller, ActionMappingRead, requestID); err != nil {
+		return mapping.Snapshot{}, err
+	}
+	return s.snapshot(ctx)
+}
+
+// PutMapping validates and stores a mapping (admin).
+func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m mapping.Mapping, requestID string) error {
+	if err := s.authorize(ctx, caller, ActionMappingWrite, requestID); err != nil {
+		return err
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if err := s.o.Mappings.Put(ctx, m); err != nil {
+		return err
+	}
+	s.log.Info("mapping written", "request_id", requestID, "org", m.Org, "pairs", len(m.Pairs), "by", caller.Username)
+	return nil
+}
+
+// DeleteMapping removes an org's mapping (admin).
+func (s *Service) DeleteMapping(ctx context.Context, caller sdk.Identity, org, requestID string) error {
+	if err := s.authorize(ctx, caller, ActionMappingDelete, requestID); err != nil {
+		return err
+	}
+	if org == "" {
+		return Invalid("missing_field", "domino_org is required")
+	}
+	if err := s.o.Mappings.Delete(ctx, org); err != nil {
+		return err
+	}
+	s.log.Info("mapping deleted", "request_id", requestID, "org", org, "by", caller.Username)
+	return nil
+}
+
+// CreateServiceAccount creates a managed service account (admin).
+func (s *Service) CreateServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error {
+	return s.serviceAccount(ctx, caller, name, requestID, true)
+}
+
+// DeleteServiceAccount deletes a managed service account (admin).
+func (s *Service) DeleteServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error {
+	return s.serviceAccount(ctx, caller, name, requestID, false)
+}
+
+func (s *Service) serviceAccount(ctx context.Context, caller sdk.Identity, name, requestID string, create bool) error {
+	action := ActionServiceAccountDelete
+	if create {
+		action = ActionServiceAccountWrite
+	}
+	if err := s.authorize(ctx, caller, action, requestID); err != nil {
+		return err
+	}
+	if err := ValidateServiceAccountName(name); err != nil {
+		return err
+	}
+	if s.o.ServiceAccounts == nil {
+		return newErr(KindUnavailable, "service_accounts_unavailable", "service accounts are not managed by this broker (no Kubernetes)")
+	}
+	var err error
+	if create {
+		err = s.o.ServiceAccounts.Create(ctx, name)
+	} else {
+		err = s.o.ServiceAccounts.Delete(ctx, name)
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("service account changed", "request_id", requestID, "name", name, "create", create, "by", caller.Username)
+	return nil
+}

@@ -1,0 +1,169 @@
+// Package config defines the broker's settings: one flag per setting, each
+// with an IRSA_* environment variable that is used when the flag is not given.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Serve is the configuration of `irsa-broker serve`.
+type Serve struct {
+	Addr           string
+	TLSCert        string
+	TLSKey         string
+	InsecureHTTP   bool
+	MetricsAddr    string
+	RequestTimeout time.Duration
+
+	IdentityPlugin   string
+	IdentityConfig   string
+	IdentityCacheTTL time.Duration
+
+	PolicyDir string
+
+	MappingStore     string // configmap | file
+	MappingFile      string
+	FieldNamespace   string
+	MappingConfigMap string
+	Kubeconfig       string
+
+	ComputeNamespace string
+	OIDCProvider     string
+	LegacySubjects   bool
+
+	AWSRegion          string
+	IAMEndpoint        string
+	IAMCallTimeout     time.Duration
+	TrustQuotaFallback int
+
+	TokenFile               string
+	ConfigRegion            string
+	RoleSessionNameFromUser bool
+	DurationSeconds         int
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Register binds the serve flags to c with their defaults.
+func (c *Serve) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", ":6000", "address of the broker API")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM); reloaded when it changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.BoolVar(&c.InsecureHTTP, "insecure-http", false, "serve plain HTTP (only when TLS terminates elsewhere)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", ":8080", "address of the Prometheus /metrics listener (empty: off)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "upper bound on one request")
+
+	fs.StringVar(&c.IdentityPlugin, "identity-plugin", "static", "identity provider: static")
+	fs.StringVar(&c.IdentityConfig, "identity-config", "", "YAML file handed to the identity provider (static: the users file)")
+	fs.DurationVar(&c.IdentityCacheTTL, "identity-cache-ttl", 30*time.Second, "how long an authenticated identity is reused")
+
+	fs.StringVar(&c.PolicyDir, "policy-dir", "", "directory of Rego policies that add to or replace the defaults; watched for changes")
+
+	fs.StringVar(&c.MappingStore, "mapping-store", "configmap", "where mappings live: configmap or file")
+	fs.StringVar(&c.MappingFile, "mapping-file", "", "JSON file of mappings (with --mapping-store=file)")
+	fs.StringVar(&c.FieldNamespace, "field-namespace", "domino-field", "namespace of the mapping ConfigMap")
+	fs.StringVar(&c.MappingConfigMap, "mapping-configmap", "domino-org-iamrole-mapping", "name of the mapping ConfigMap")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
+
+	fs.StringVar(&c.ComputeNamespace, "compute-namespace", "domino-compute", "namespace of the workloads")
+	fs.StringVar(&c.OIDCProvider, "oidc-provider", "", "the cluster's OIDC provider as IAM names it, e.g. oidc.eks.us-west-2.amazonaws.com/id/ABC (required)")
+	fs.BoolVar(&c.LegacySubjects, "legacy-subjects", false, "write subjects as *:<ns>:<sa> like the previous service (default: exact system:serviceaccount:<ns>:<sa>)")
+
+	fs.StringVar(&c.AWSRegion, "aws-region", "us-east-1", "AWS region of the IAM client")
+	fs.StringVar(&c.IAMEndpoint, "iam-endpoint", "", "IAM endpoint override (AWS_ENDPOINT_URL_IAM is honoured too)")
+	fs.DurationVar(&c.IAMCallTimeout, "iam-call-timeout", 10*time.Second, "deadline of one IAM call, retries included")
+	fs.IntVar(&c.TrustQuotaFallback, "trust-quota-fallback", 2048, "trust-policy size quota to assume when GetAccountSummary is not permitted")
+
+	fs.StringVar(&c.TokenFile, "token-file", "/var/run/secrets/eks.amazonaws.com/serviceaccount/token", "web_identity_token_file written into the config")
+	fs.StringVar(&c.ConfigRegion, "config-region", "", "region written into every profile (empty: none)")
+	fs.BoolVar(&c.RoleSessionNameFromUser, "role-session-name-from-user", false, "write role_session_name = <username> so CloudTrail shows who acted")
+	fs.IntVar(&c.DurationSeconds, "duration-seconds", 0, "duration_seconds written into asset profiles (0: SDK default; at most 3600 with role chaining)")
+
+	fs.StringVar(&c.LogLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+}
+
+// Validate checks settings that do not depend on the environment.
+func (c *Serve) Validate() error {
+	var errs []string
+	if c.OIDCProvider == "" {
+		errs = append(errs, "--oidc-provider is required")
+	}
+	if strings.Contains(c.OIDCProvider, "://") {
+		errs = append(errs, "--oidc-provider is the issuer without scheme, e.g. oidc.eks.us-west-2.amazonaws.com/id/ABC")
+	}
+	if !c.InsecureHTTP && (c.TLSCert == "" || c.TLSKey == "") {
+		errs = append(errs, "--tls-cert and --tls-key are required unless --insecure-http is set")
+	}
+	switch c.MappingStore {
+	case "configmap":
+	case "file":
+		if c.MappingFile == "" {
+			errs = append(errs, "--mapping-file is required with --mapping-store=file")
+		}
+	default:
+		errs = append(errs, "--mapping-store must be configmap or file")
+	}
+	if c.DurationSeconds < 0 || c.DurationSeconds > 43200 || (c.DurationSeconds > 0 && c.DurationSeconds < 900) {
+		errs = append(errs, "--duration-seconds must be 0 or between 900 and 43200 (3600 with role chaining)")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, "--log-format must be json or text")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// EnvName is the environment variable of a flag: IRSA_ + upper snake case.
+func EnvName(flagName string) string {
+	return "IRSA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse parses args, then fills every flag not given on the command line from
+// its IRSA_* variable (lookup is os.LookupEnv in production).
+func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		if v, ok := lookup(EnvName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, e)
+			}
+		}
+	})
+	return err
+}
+
+// MarkdownTable documents every flag of fs as the README's configuration table.
+func MarkdownTable(fs *flag.FlagSet) string {
+	var rows []string
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" {
+			def = " "
+		} else {
+			def = "`" + def + "`"
+		}
+		rows = append(rows, fmt.Sprintf("| `--%s` | `%s` | %s | %s |", f.Name, EnvName(f.Name), def, f.Usage))
+	})
+	sort.Strings(rows)
+	return "| flag | environment | default | meaning |\n|---|---|---|---|\n" + strings.Join(rows, "\n") + "\n"
+}

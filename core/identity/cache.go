@@ -1,0 +1,157 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/plugins/sdk"
+)
+
+// Options tune an Authenticator.
+type Options struct {
+	// TTL is how long a successful authentication is reused (default 30s; <0 disables caching).
+	TTL time.Duration
+	// NegativeTTL is how long a rejected credential is remembered (default 2s; <0 disables).
+	NegativeTTL time.Duration
+	// MaxEntries bounds the cache (default 10,000).
+	MaxEntries int
+	Logger     hclog.Logger
+	Metrics    *metrics.Metrics
+	Now        func() time.Time
+}
+
+// Authenticator authenticates callers through a provider with a cache in front.
+type Authenticator struct {
+	p    sdk.Provider
+	opts Options
+	log  hclog.Logger
+
+	mu      sync.Mutex
+	entries map[[32]byte]entry
+
+	hits, misses prometheus.Counter
+}
+
+type entry struct {
+	id      sdk.Identity
+	err     error // non-nil: a cached rejection (wraps sdk.ErrUnauthenticated)
+	expires time.Time
+}
+
+// New wraps p.
+func New(p sdk.Provider, opts Options) *Authenticator {
+	if opts.TTL == 0 {
+		opts.TTL = 30 * time.Second
+	}
+	if opts.NegativeTTL == 0 {
+		opts.NegativeTTL = 2 * time.Second
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 10000
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &Authenticator{p: p, opts: opts, log: opts.Logger.Named("identity"), entries: map[[32]byte]entry{}}
+	a.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_cache_hits_total", Help: "Authentications answered from the identity cache."})
+	a.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_cache_misses_total", Help: "Authentications sent to the identity provider."})
+	if opts.Metrics != nil {
+		opts.Metrics.Registry.MustRegister(a.hits, a.misses)
+	}
+	return a
+}
+
+func cacheKey(c sdk.Credentials) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(c.Header))
+	h.Write([]byte{0})
+	h.Write([]byte(c.Token))
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+// Authenticate returns the caller's identity. Errors wrap sdk.ErrUnauthenticated
+// or sdk.ErrUnavailable; they never contain the credential.
+func (a *Authenticator) Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error) {
+	if c.Token == "" {
+		return sdk.Identity{}, fmt.Errorf("%w: no credentials: send Authorization: Bearer <token> or X-Domino-Api-Key", sdk.ErrUnauthenticated)
+	}
+	key := cacheKey(c)
+	now := a.opts.Now()
+	a.mu.Lock()
+	if e, ok := a.entries[key]; ok && now.Before(e.expires) {
+		a.mu.Unlock()
+		a.hits.Inc()
+		return e.id, e.err
+	}
+	a.mu.Unlock()
+	a.misses.Inc()
+
+	m := a.opts.Metrics
+	if m != nil {
+		m.QueryPrincipal.Inc()
+		m.QueryOrgMembership.Inc()
+	}
+	id, err := a.p.Authenticate(ctx, c)
+	switch {
+	case err == nil:
+		a.store(key, entry{id: id, expires: now.Add(a.opts.TTL)}, a.opts.TTL)
+		return id, nil
+	case errors.Is(err, sdk.ErrUnauthenticated):
+		if m != nil {
+			m.FailedPrincipal.Inc()
+		}
+		a.store(key, entry{err: err, expires: now.Add(a.opts.NegativeTTL)}, a.opts.NegativeTTL)
+		return sdk.Identity{}, err
+	default:
+		if m != nil {
+			m.FailedPrincipal.Inc()
+			m.FailedOrgMembership.Inc()
+		}
+		a.log.Warn("identity provider failed", "error", err)
+		if !errors.Is(err, sdk.ErrUnavailable) {
+			err = fmt.Errorf("%w: %v", sdk.ErrUnavailable, err)
+		}
+		return sdk.Identity{}, err
+	}
+}
+
+func (a *Authenticator) store(key [32]byte, e entry, ttl time.Duration) {
+	if ttl < 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.entries) >= a.opts.MaxEntries {
+		now := a.opts.Now()
+		for k, old := range a.entries {
+			if !now.Before(old.expires) {
+				delete(a.entries, k)
+			}
+		}
+		if len(a.entries) >= a.opts.MaxEntries {
+			clear(a.entries)
+		}
+	}
+	a.entries[key] = e
+}
+
+// Healthy reports whether the provider answers.
+func (a *Authenticator) Healthy(ctx context.Context) error {
+	if _, err := a.p.Info(ctx); err != nil {
+		return fmt.Errorf("%w: %v", sdk.ErrUnavailable, err)
+	}
+	return nil
+}

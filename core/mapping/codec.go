@@ -1,0 +1,168 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Legacy value codec. The existing service stores each org's mapping in the
+// ConfigMap as a JSON string: an object for a single pair, a list of objects
+// for an org written through update_multirole_mapping. The flag
+// update_iam_role_trust_policy has been seen as a JSON bool and as the strings
+// "true"/"false"; when it is missing it means true.
+
+// ParseValue decodes a stored legacy value (object or list of objects) for org
+// and validates the result. A list yields Multi=true, even with one element.
+// Errors are *ValidationError.
+func ParseValue(org, value string) (Mapping, error) {
+	m := Mapping{Org: org}
+	raw := bytes.TrimSpace([]byte(value))
+	switch {
+	case len(raw) == 0:
+		return Mapping{}, &ValidationError{Field: "mapping", Message: "empty value"}
+	case raw[0] == '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return Mapping{}, &ValidationError{Field: "mapping", Message: "invalid JSON list: " + err.Error()}
+		}
+		m.Multi = true
+		for i, item := range items {
+			p, err := DecodePair(item)
+			if err != nil {
+				return Mapping{}, pairErr(i, err)
+			}
+			m.Pairs = append(m.Pairs, p)
+		}
+	case raw[0] == '{':
+		p, err := DecodePair(raw)
+		if err != nil {
+			return Mapping{}, err
+		}
+		m.Pairs = []RolePair{p}
+	default:
+		return Mapping{}, &ValidationError{Field: "mapping", Message: "want a JSON object or a JSON list of objects"}
+	}
+	if err := m.Validate(); err != nil {
+		return Mapping{}, err
+	}
+	return m, nil
+}
+
+func pairErr(i int, err error) error {
+	if ve, ok := err.(*ValidationError); ok {
+		return &ValidationError{Field: ve.Field, Message: fmt.Sprintf("role pair %d: %s", i+1, ve.Message)}
+	}
+	return err
+}
+
+// DecodePair decodes one legacy pair object, e.g. a request body of
+// update_role_mapping or an element of role_data. Both ARNs must be JSON
+// strings holding valid role ARNs; update_iam_role_trust_policy may be a JSON
+// bool or the string "true"/"false" in any case, and is true when missing or
+// null. Unknown fields are ignored. Errors are *ValidationError.
+func DecodePair(raw json.RawMessage) (RolePair, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return RolePair{}, &ValidationError{Field: "mapping", Message: "want a JSON object with iam_role_arn and proxy_iam_role_arn"}
+	}
+	var p RolePair
+	var err error
+	if p.IAMRoleARN, err = stringField(fields, "iam_role_arn"); err != nil {
+		return RolePair{}, err
+	}
+	if p.ProxyIAMRoleARN, err = stringField(fields, "proxy_iam_role_arn"); err != nil {
+		return RolePair{}, err
+	}
+	if p.UpdateTrustPolicy, err = ParseFlag(fields["update_iam_role_trust_policy"]); err != nil {
+		return RolePair{}, err
+	}
+	if err := p.Validate(); err != nil {
+		return RolePair{}, err
+	}
+	return p, nil
+}
+
+func stringField(fields map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := fields[name]
+	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+		return "", &ValidationError{Field: name, Message: "is required"}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", &ValidationError{Field: name, Message: "must be a string"}
+	}
+	return s, nil
+}
+
+// ParseFlag decodes update_iam_role_trust_policy: a JSON bool, or a JSON
+// string "true"/"false" in any case; empty (absent) or null means true.
+func ParseFlag(raw json.RawMessage) (bool, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return true, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		return b, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		switch strings.ToLower(s) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	}
+	return false, &ValidationError{Field: "update_iam_role_trust_policy", Message: `must be true, false, "true" or "false"`}
+}
+
+// Legacy returns the shape the legacy GET endpoints show for m: a RolePair
+// for a single-pair mapping that is not Multi, else a []RolePair.
+func (m Mapping) Legacy() any {
+	if !m.Multi && len(m.Pairs) == 1 {
+		return m.Pairs[0]
+	}
+	return append([]RolePair{}, m.Pairs...)
+}
+
+// Value encodes m as the legacy stored value: an object for a single pair
+// (Multi=false), else a list. The text is formatted like Python's json.dumps
+// (", " and ": " separators, fields in the legacy order), so values written by
+// the broker look like the ones the existing service wrote.
+func (m Mapping) Value() string {
+	var b strings.Builder
+	if !m.Multi && len(m.Pairs) == 1 {
+		writePair(&b, m.Pairs[0])
+		return b.String()
+	}
+	b.WriteByte('[')
+	for i, p := range m.Pairs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		writePair(&b, p)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+func writePair(b *strings.Builder, p RolePair) {
+	b.WriteString(`{"iam_role_arn": `)
+	b.Write(jsonString(p.IAMRoleARN))
+	b.WriteString(`, "proxy_iam_role_arn": `)
+	b.Write(jsonString(p.ProxyIAMRoleARN))
+	b.WriteString(`, "update_iam_role_trust_policy": `)
+	if p.UpdateTrustPolicy {
+		b.WriteString("true}")
+	} else {
+		b.WriteString("false}")
+	}
+}
+
+func jsonString(s string) []byte {
+	out, _ := json.Marshal(s) // a string always marshals
+	return out
+}

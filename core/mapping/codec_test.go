@@ -1,0 +1,209 @@
+package mapping
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const (
+	assetARN = "arn:aws:iam::524112250363:role/acme-list-bucket-role"
+	proxyARN = "arn:aws:iam::946429944765:role/acme-list-bucket-role"
+	asset2   = "arn:aws:iam::524112250363:role/acme-read-bucket-role"
+	proxy2   = "arn:aws:iam::946429944765:role/acme-read-bucket-role"
+)
+
+func TestParseValue(t *testing.T) {
+	single := `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "` + proxyARN + `"`
+	tests := []struct {
+		name      string
+		org       string
+		value     string
+		want      Mapping
+		wantField string // non-empty: expect a *ValidationError on this field
+	}{
+		{"object flag missing means true", "acme", single + `}`,
+			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+		{"object flag bool false", "acme", single + `, "update_iam_role_trust_policy": false}`,
+			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, false}}}, ""},
+		{"object flag string False", "acme", single + `, "update_iam_role_trust_policy": "False"}`,
+			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, false}}}, ""},
+		{"object flag string TRUE", "acme", single + `, "update_iam_role_trust_policy": "TRUE"}`,
+			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+		{"object flag null means true", "acme", single + `, "update_iam_role_trust_policy": null}`,
+			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+		{"unknown fields ignored", "acme", single + `, "comment": 3}`,
+			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+		{"whitespace around", "acme", "\n  " + single + "}\n",
+			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+		{"list of one is multi", "acme", `[` + single + `}]`,
+			Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+		{"list of two keeps order", "acme.team_1-x",
+			`[{"iam_role_arn":"` + asset2 + `","proxy_iam_role_arn":"` + proxy2 + `","update_iam_role_trust_policy":"false"},` + single + `}]`,
+			Mapping{Org: "acme.team_1-x", Multi: true, Pairs: []RolePair{{asset2, proxy2, false}, {assetARN, proxyARN, true}}}, ""},
+		{"flag number", "acme", single + `, "update_iam_role_trust_policy": 1}`, Mapping{}, "update_iam_role_trust_policy"},
+		{"flag other string", "acme", single + `, "update_iam_role_trust_policy": "yes"}`, Mapping{}, "update_iam_role_trust_policy"},
+		{"missing asset", "acme", `{"proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
+		{"asset not a string", "acme", `{"iam_role_arn": 5, "proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
+		{"bad proxy ARN", "acme", `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "arn:aws:iam::946429944765:user/x"}`, Mapping{}, "proxy_iam_role_arn"},
+		{"bad account", "acme", `{"iam_role_arn": "arn:aws:iam::52411225036:role/x", "proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
+		{"wildcard role", "acme", `{"iam_role_arn": "arn:aws:iam::524112250363:role/*", "proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
+		{"bad element in list", "acme", `[` + single + `}, 3]`, Mapping{}, "mapping"},
+		{"empty list", "acme", `[]`, Mapping{}, "role_data"},
+		{"empty value", "acme", ``, Mapping{}, "mapping"},
+		{"scalar", "acme", `"x"`, Mapping{}, "mapping"},
+		{"trailing garbage", "acme", single + `} {}`, Mapping{}, "mapping"},
+		{"bad org wildcard", "ac*me", single + `}`, Mapping{}, "domino_org"},
+		{"bad org question mark", "acme?", single + `}`, Mapping{}, "domino_org"},
+		{"bad org leading dot", ".acme", single + `}`, Mapping{}, "domino_org"},
+		{"bad org slash", "a/b", single + `}`, Mapping{}, "domino_org"},
+		{"bad org too long", strings.Repeat("a", 101), single + `}`, Mapping{}, "domino_org"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseValue(tt.org, tt.value)
+			if tt.wantField != "" {
+				var ve *ValidationError
+				if !errors.As(err, &ve) {
+					t.Fatalf("err = %v, want *ValidationError on %s", err, tt.wantField)
+				}
+				if ve.Field != tt.wantField {
+					t.Fatalf("field = %q (%v), want %q", ve.Field, err, tt.wantField)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseValue: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOrgMaxLength(t *testing.T) {
+	if err := ValidateOrg(strings.Repeat("a", 100)); err != nil {
+		t.Fatalf("100 chars: %v", err)
+	}
+}
+
+func TestValueFormats(t *testing.T) {
+	one := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}
+	want := `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "` + proxyARN + `", "update_iam_role_trust_policy": true}`
+	if got := one.Value(); got != want {
+		t.Errorf("single:\n got %s\nwant %s", got, want)
+	}
+	multi := Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, true}, {asset2, proxy2, false}}}
+	wantMulti := `[` + want + `, {"iam_role_arn": "` + asset2 + `", "proxy_iam_role_arn": "` + proxy2 + `", "update_iam_role_trust_policy": false}]`
+	if got := multi.Value(); got != wantMulti {
+		t.Errorf("multi:\n got %s\nwant %s", got, wantMulti)
+	}
+	// Multi with one pair stays a list; two pairs without Multi are a list too.
+	if got := (Mapping{Org: "a", Multi: true, Pairs: one.Pairs}).Value(); !strings.HasPrefix(got, "[") {
+		t.Errorf("multi of one = %s, want a list", got)
+	}
+	if got := (Mapping{Org: "a", Pairs: multi.Pairs}).Value(); !strings.HasPrefix(got, "[") {
+		t.Errorf("two pairs = %s, want a list", got)
+	}
+	// The value is valid JSON and parses back to the same mapping.
+	for _, m := range []Mapping{one, multi} {
+		if !json.Valid([]byte(m.Value())) {
+			t.Errorf("invalid JSON: %s", m.Value())
+		}
+		back, err := ParseValue(m.Org, m.Value())
+		if err != nil || !reflect.DeepEqual(back, m) {
+			t.Errorf("round trip: %+v, %v; want %+v", back, err, m)
+		}
+	}
+}
+
+func TestLegacyShape(t *testing.T) {
+	one := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, false}}}
+	got, _ := json.Marshal(one.Legacy())
+	want := `{"iam_role_arn":"` + assetARN + `","proxy_iam_role_arn":"` + proxyARN + `","update_iam_role_trust_policy":false}`
+	if string(got) != want {
+		t.Errorf("single legacy = %s, want %s", got, want)
+	}
+	multi := Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, true}}}
+	got, _ = json.Marshal(multi.Legacy())
+	want = `[{"iam_role_arn":"` + assetARN + `","proxy_iam_role_arn":"` + proxyARN + `","update_iam_role_trust_policy":true}]`
+	if string(got) != want {
+		t.Errorf("multi legacy = %s, want %s", got, want)
+	}
+}
+
+func TestDecodePair(t *testing.T) {
+	p, err := DecodePair(json.RawMessage(`{"iam_role_arn":"` + assetARN + `","proxy_iam_role_arn":"` + proxyARN + `","update_iam_role_trust_policy":"false"}`))
+	if err != nil || p != (RolePair{assetARN, proxyARN, false}) {
+		t.Fatalf("got %+v, %v", p, err)
+	}
+	for _, bad := range []string{`null`, `[]`, `"x"`, `{`, `{"iam_role_arn":null,"proxy_iam_role_arn":"` + proxyARN + `"}`} {
+		var ve *ValidationError
+		if _, err := DecodePair(json.RawMessage(bad)); !errors.As(err, &ve) {
+			t.Errorf("DecodePair(%s) err = %v, want *ValidationError", bad, err)
+		}
+	}
+}
+
+func TestMappingValidate(t *testing.T) {
+	ok := RolePair{assetARN, proxyARN, true}
+	tests := []struct {
+		m     Mapping
+		field string
+	}{
+		{Mapping{Org: "acme", Pairs: []RolePair{ok}}, ""},
+		{Mapping{Org: "acme", Pairs: nil}, "role_data"},
+		{Mapping{Org: "", Pairs: []RolePair{ok}}, "domino_org"},
+		{Mapping{Org: "acme", Multi: true, Pairs: []RolePair{ok, {assetARN, "", true}}}, "proxy_iam_role_arn"},
+		{Mapping{Org: "acme", Pairs: []RolePair{{"arn:aws-cn:iam::524112250363:role/a/b/x", "arn:aws-us-gov:iam::946429944765:role/y", false}}}, ""},
+		{Mapping{Org: "acme", Pairs: []RolePair{{"arn:aws-xx:iam::524112250363:role/x", proxyARN, false}}}, "iam_role_arn"},
+	}
+	for i, tt := range tests {
+		err := tt.m.Validate()
+		if tt.field == "" {
+			if err != nil {
+				t.Errorf("%d: unexpected %v", i, err)
+			}
+			continue
+		}
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != tt.field {
+			t.Errorf("%d: err = %v, want field %s", i, err, tt.field)
+		}
+	}
+}
+
+func FuzzParseValue(f *testing.F) {
+	f.Add("acme", `{"iam_role_arn": "`+assetARN+`", "proxy_iam_role_arn": "`+proxyARN+`"}`)
+	f.Add("acme", `[{"iam_role_arn": "`+assetARN+`", "proxy_iam_role_arn": "`+proxyARN+`", "update_iam_role_trust_policy": "False"}]`)
+	f.Add("a.b-c_d", `{"iam_role_arn": "arn:aws:iam::524112250363:role/p/q/x", "proxy_iam_role_arn": "`+proxyARN+`", "update_iam_role_trust_policy": false}`)
+	f.Add("x", `[]`)
+	f.Add("*", `{}`)
+	f.Add("acme", `{"iam_role_arn": "\u0061rn:aws:iam::524112250363:role/x", "proxy_iam_role_arn": "`+proxyARN+`"}`)
+	f.Fuzz(func(t *testing.T, org, value string) {
+		m, err := ParseValue(org, value)
+		if err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("error is not a *ValidationError: %v", err)
+			}
+			return
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("parsed mapping does not validate: %v", err)
+		}
+		if strings.ContainsAny(m.Org, "*?") {
+			t.Fatalf("org with wildcard accepted: %q", m.Org)
+		}
+		back, err := ParseValue(org, m.Value())
+		if err != nil {
+			t.Fatalf("re-parse of %s: %v", m.Value(), err)
+		}
+		if !reflect.DeepEqual(back, m) {
+			t.Fatalf("round trip changed the mapping: %+v -> %+v", m, back)
+		}
+	})
+}

@@ -1,0 +1,181 @@
+package mapping
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// FileStore keeps mappings in a JSON file (dev mode): an object whose keys are
+// orgs and whose values are the legacy mapping (a pair object or a list of
+// them). A value may also be a JSON string holding that JSON, which is how
+// `kubectl get configmap -o json` shows the ConfigMap's data, so such a dump
+// can be used as is. Writes are atomic (temporary file + rename); the file is
+// re-read on every Snapshot, so hand edits are picked up. Revision is a hash of
+// the file's content. Entries that do not parse are logged, left out of
+// snapshots, and preserved on write.
+type FileStore struct {
+	path string
+	log  hclog.Logger
+
+	mu sync.Mutex // serializes writers and guards the cache
+	// cache of the last parsed content, keyed by its revision.
+	cacheRev string
+	cache    map[string]Mapping
+}
+
+var _ Store = (*FileStore)(nil)
+
+// NewFileStore opens the store at path. A missing file is an empty store
+// (created on the first Put); an existing file must be a JSON object.
+func NewFileStore(path string, log hclog.Logger) (*FileStore, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &FileStore{path: path, log: log.Named("mapping-file").With("path", path)}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("mapping file %s: directory does not exist", path)
+	}
+	if _, _, err := s.readRaw(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readRaw returns the file's entries and its revision.
+func (s *FileStore) readRaw() (map[string]json.RawMessage, string, error) {
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		data = nil
+	} else if err != nil {
+		return nil, "", fmt.Errorf("%w: read mapping file: %w", ErrUnavailable, err)
+	}
+	raw := map[string]json.RawMessage{}
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, "", fmt.Errorf("%w: mapping file %s is not a JSON object: %w", ErrUnavailable, s.path, err)
+		}
+	}
+	sum := sha256.Sum256(data)
+	return raw, hex.EncodeToString(sum[:12]), nil
+}
+
+// Snapshot reads the file and returns its valid mappings.
+func (s *FileStore) Snapshot(ctx context.Context) (Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return Snapshot{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	raw, rev, err := s.readRaw()
+	if err != nil {
+		return Snapshot{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev != s.cacheRev || s.cache == nil {
+		s.cache = make(map[string]Mapping, len(raw))
+		for org, v := range raw {
+			m, err := parseFileValue(org, v)
+			if err != nil {
+				s.log.Warn("skipping invalid mapping", "org", org, "error", err)
+				continue
+			}
+			s.cache[org] = m
+		}
+		s.cacheRev = rev
+	}
+	return Snapshot{Revision: rev, Mappings: cloneAll(s.cache)}, nil
+}
+
+func parseFileValue(org string, v json.RawMessage) (Mapping, error) {
+	var str string
+	if err := json.Unmarshal(v, &str); err == nil {
+		return ParseValue(org, str)
+	}
+	return ParseValue(org, string(v))
+}
+
+// Put validates m and creates or replaces its org's entry.
+func (s *FileStore) Put(ctx context.Context, m Mapping) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	return s.update(ctx, func(raw map[string]json.RawMessage) error {
+		raw[m.Org] = json.RawMessage(m.Value())
+		return nil
+	})
+}
+
+// Delete removes org's entry, or returns ErrNotFound.
+func (s *FileStore) Delete(ctx context.Context, org string) error {
+	return s.update(ctx, func(raw map[string]json.RawMessage) error {
+		if _, ok := raw[org]; !ok {
+			return fmt.Errorf("org %q: %w", org, ErrNotFound)
+		}
+		delete(raw, org)
+		return nil
+	})
+}
+
+func (s *FileStore) update(ctx context.Context, change func(map[string]json.RawMessage) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	raw, _, err := s.readRaw()
+	if err != nil {
+		return err
+	}
+	if err := change(raw); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(raw, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode mapping file: %w", err)
+	}
+	if err := writeAtomic(s.path, append(data, '\n')); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// writeAtomic writes data to a temporary file next to path and renames it over
+// path, so readers see either the old or the new content, never a mix.
+func writeAtomic(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write mapping file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write mapping file: %w", err)
+	}
+	if err = tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("sync mapping file: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("close mapping file: %w", err)
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("chmod mapping file: %w", err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename mapping file: %w", err)
+	}
+	return nil
+}

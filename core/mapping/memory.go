@@ -1,0 +1,79 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+)
+
+// MemoryStore keeps mappings in memory (tests, `irsa-broker dev --empty`).
+// It is safe for concurrent use; Revision is a counter bumped by every change.
+type MemoryStore struct {
+	mu       sync.RWMutex
+	rev      uint64
+	mappings map[string]Mapping
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns a store holding initial. It panics if one of them is
+// invalid: seeds are program constants, so that is a programming error.
+func NewMemoryStore(initial ...Mapping) *MemoryStore {
+	s := &MemoryStore{rev: 1, mappings: make(map[string]Mapping, len(initial))}
+	for _, m := range initial {
+		if err := m.Validate(); err != nil {
+			panic(fmt.Sprintf("mapping.NewMemoryStore: invalid seed %q: %v", m.Org, err))
+		}
+		s.mappings[m.Org] = m.Clone()
+	}
+	return s
+}
+
+// Snapshot returns a copy of all mappings.
+func (s *MemoryStore) Snapshot(ctx context.Context) (Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return Snapshot{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return Snapshot{Revision: strconv.FormatUint(s.rev, 10), Mappings: cloneAll(s.mappings)}, nil
+}
+
+// Put validates m and creates or replaces the mapping of m.Org.
+func (s *MemoryStore) Put(ctx context.Context, m Mapping) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mappings[m.Org] = m.Clone()
+	s.rev++
+	return nil
+}
+
+// Delete removes org's mapping, or returns ErrNotFound.
+func (s *MemoryStore) Delete(ctx context.Context, org string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.mappings[org]; !ok {
+		return fmt.Errorf("org %q: %w", org, ErrNotFound)
+	}
+	delete(s.mappings, org)
+	s.rev++
+	return nil
+}
+
+func cloneAll(in map[string]Mapping) map[string]Mapping {
+	out := make(map[string]Mapping, len(in))
+	for k, m := range in {
+		out[k] = m.Clone()
+	}
+	return out
+}

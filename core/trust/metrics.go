@@ -1,0 +1,107 @@
+package trust
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type writerMetrics struct {
+	rounds    *prometheus.CounterVec // result: written, unchanged, failed
+	batch     prometheus.Histogram   // requests per round
+	duration  prometheus.Histogram   // round duration
+	errors    *prometheus.CounterVec // reason
+	pruned    prometheus.Counter     // subjects pruned
+	fill      *prometheus.GaugeVec   // role
+	sizeChars *prometheus.GaugeVec   // role
+}
+
+func newWriterMetrics(reg prometheus.Registerer, log hclog.Logger) *writerMetrics {
+	m := &writerMetrics{
+		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irsa_trust_policy_rounds_total",
+			Help: "Read-modify-write rounds on trust policies by result (written, unchanged, failed).",
+		}, []string{"result"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "irsa_trust_policy_batch_requests",
+			Help:    "Requests coalesced into one trust-policy round.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "irsa_trust_policy_round_duration_seconds",
+			Help:    "Duration of one trust-policy round (lock, read, write).",
+			Buckets: prometheus.DefBuckets,
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irsa_trust_policy_errors_total",
+			Help: "Trust-policy request failures by reason.",
+		}, []string{"reason"}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irsa_trust_policy_pruned_subjects_total",
+			Help: "Stale subjects removed to make room under the size quota.",
+		}),
+		fill: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irsa_trust_policy_fill_ratio",
+			Help: "Trust-policy size over the account's AssumeRolePolicySizeQuota, per role.",
+		}, []string{"role"}),
+		sizeChars: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irsa_trust_policy_size_characters",
+			Help: "Trust-policy size as IAM counts it, per role.",
+		}, []string{"role"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.rounds, m.batch, m.duration, m.errors, m.pruned, m.fill, m.sizeChars} {
+			if err := reg.Register(c); err != nil {
+				// A second writer on one registry keeps its metrics local.
+				log.Warn("trust writer metric not registered", "error", err)
+			}
+		}
+	}
+	return m
+}
+
+func (m *writerMetrics) observeRound(result string, requests int, d time.Duration) {
+	m.rounds.WithLabelValues(result).Inc()
+	m.batch.Observe(float64(requests))
+	m.duration.Observe(d.Seconds())
+}
+
+func (m *writerMetrics) observeSize(role string, size, quota int) {
+	m.sizeChars.WithLabelValues(role).Set(float64(size))
+	if quota > 0 {
+		m.fill.WithLabelValues(role).Set(float64(size) / float64(quota))
+	}
+}
+
+func (m *writerMetrics) countError(err error) {
+	m.errors.WithLabelValues(errorReason(err)).Inc()
+}
+
+// errorReason is a low-cardinality label for err.
+func errorReason(err error) string {
+	var sizeErr *SizeError
+	var iamErr *iam.Error
+	var lockErr *lockError
+	var pruneErr *pruneError
+	switch {
+	case errors.As(err, &sizeErr):
+		return "size"
+	case errors.Is(err, ErrNoManagedStatement):
+		return "no_managed_statement"
+	case errors.Is(err, ErrMalformedDocument):
+		return "malformed"
+	case errors.As(err, &lockErr):
+		return "lock"
+	case errors.As(err, &pruneErr):
+		return "prune"
+	case errors.As(err, &iamErr):
+		return "iam_" + iamErr.Kind.String()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	}
+	return "other"
+}

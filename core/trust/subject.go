@@ -1,0 +1,77 @@
+package trust
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ServiceAccountPrefix starts every exact service-account subject.
+const ServiceAccountPrefix = "system:serviceaccount:"
+
+// legacyPrefix starts the legacy pattern "*:<ns>:<sa>" the existing service
+// wrote (StringLike matches it against system:serviceaccount:<ns>:<sa>).
+const legacyPrefix = "*:"
+
+var (
+	// Kubernetes grammar: namespaces are DNS-1123 labels, service accounts
+	// DNS-1123 subdomains. Neither allows IAM wildcards (* and ?).
+	namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	saRE        = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// ParsedSubject is a service-account subject the broker manages.
+type ParsedSubject struct {
+	Namespace, ServiceAccount string
+	Legacy                    bool // written as "*:<ns>:<sa>"
+}
+
+// Subject renders the subject for ns/sa: "system:serviceaccount:<ns>:<sa>",
+// or the legacy pattern "*:<ns>:<sa>" when legacy is set. It does not
+// validate; use ValidateName on untrusted input first.
+func Subject(ns, sa string, legacy bool) string {
+	if legacy {
+		return legacyPrefix + ns + ":" + sa
+	}
+	return ServiceAccountPrefix + ns + ":" + sa
+}
+
+// String renders the subject in its own form.
+func (p ParsedSubject) String() string { return Subject(p.Namespace, p.ServiceAccount, p.Legacy) }
+
+// key identifies the service account regardless of the form.
+func (p ParsedSubject) key() string { return p.Namespace + "/" + p.ServiceAccount }
+
+// ValidateName checks a namespace and service-account name against the
+// Kubernetes grammar, which excludes IAM wildcard characters.
+func ValidateName(ns, sa string) error {
+	if !namespaceRE.MatchString(ns) {
+		return fmt.Errorf("invalid namespace %q: must be a DNS-1123 label", ns)
+	}
+	if len(sa) > 253 || !saRE.MatchString(sa) {
+		return fmt.Errorf("invalid service account name %q: must be a DNS-1123 subdomain", sa)
+	}
+	return nil
+}
+
+// ParseSubject parses an exact or legacy service-account subject with valid
+// names. Any other string (another pattern, a foreign subject) is an error.
+func ParseSubject(s string) (ParsedSubject, error) {
+	var p ParsedSubject
+	rest, ok := strings.CutPrefix(s, ServiceAccountPrefix)
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, legacyPrefix); !ok {
+			return p, fmt.Errorf("invalid subject %q: want %s<namespace>:<service-account>", s, ServiceAccountPrefix)
+		}
+		p.Legacy = true
+	}
+	ns, sa, ok := strings.Cut(rest, ":")
+	if !ok {
+		return p, fmt.Errorf("invalid subject %q: want %s<namespace>:<service-account>", s, ServiceAccountPrefix)
+	}
+	if err := ValidateName(ns, sa); err != nil {
+		return p, fmt.Errorf("invalid subject %q: %w", s, err)
+	}
+	p.Namespace, p.ServiceAccount = ns, sa
+	return p, nil
+}

@@ -1,0 +1,415 @@
+package trust
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// IAM is what the writer needs from IAM; *iam.Client implements it.
+type IAM interface {
+	// GetTrustPolicy returns the role's trust policy (URL-decoded or not).
+	GetTrustPolicy(ctx context.Context, roleName string) (string, error)
+	// UpdateTrustPolicy replaces the role's trust policy.
+	UpdateTrustPolicy(ctx context.Context, roleName, doc string) error
+	// TrustPolicySizeQuota is the account's AssumeRolePolicySizeQuota.
+	TrustPolicySizeQuota(ctx context.Context) (int, error)
+}
+
+// Locker serializes the writes to one role across broker replicas (a
+// Kubernetes Lease, for instance). The writer holds the lock for one
+// read-modify-write round.
+type Locker interface {
+	Lock(ctx context.Context, roleARN string) (unlock func(), err error)
+}
+
+// PruneFunc returns which of subjects belong to workloads that have ended.
+// The writer calls it only when a change would not fit the size quota.
+type PruneFunc func(ctx context.Context, roleARN string, subjects []string) (stale []string, err error)
+
+// DefaultRoundTimeout bounds one read-modify-write round (lock, quota,
+// GetRole, UpdateAssumeRolePolicy, retries included).
+const DefaultRoundTimeout = time.Minute
+
+// WriterOptions configures NewWriter.
+type WriterOptions struct {
+	// OIDCProvider is the cluster's provider, e.g.
+	// "oidc.eks.us-west-2.amazonaws.com/id/ABC" (an https:// issuer URL works too).
+	OIDCProvider string
+	// LegacySubjects writes "*:<ns>:<sa>" instead of the exact subject.
+	LegacySubjects bool
+	// Prune, optional, names stale subjects when a role's policy is full.
+	Prune PruneFunc
+	// Locker, optional, serializes writes across replicas; nil serializes
+	// within this process only.
+	Locker Locker
+	// RoundTimeout bounds one round; DefaultRoundTimeout when zero.
+	RoundTimeout time.Duration
+	Logger       hclog.Logger
+	// Registerer, optional, receives the writer's metrics.
+	Registerer prometheus.Registerer
+}
+
+// SizeError: the change does not fit the account's trust-policy size quota,
+// even after pruning.
+type SizeError struct {
+	Role        string // role ARN
+	Size, Quota int
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("trust policy of role %s would be %d characters, over the quota of %d", e.Role, e.Size, e.Quota)
+}
+
+// NoManagedStatementError: the role's trust policy has no statement the
+// broker may edit. errors.Is(err, ErrNoManagedStatement) holds.
+type NoManagedStatementError struct {
+	Role, Provider string
+}
+
+func (e *NoManagedStatementError) Error() string {
+	return fmt.Sprintf("trust policy of role %s has no statement allowing %s to the OIDC provider %s",
+		e.Role, ActionAssumeRoleWithWebIdentity, e.Provider)
+}
+
+// Is makes errors.Is(err, ErrNoManagedStatement) true.
+func (e *NoManagedStatementError) Is(target error) bool { return target == ErrNoManagedStatement }
+
+// Writer applies subject additions and removals to trust policies. Per role,
+// rounds run one at a time; requests arriving while a round is in flight
+// queue up and the next round applies all of them with one GetRole and at
+// most one UpdateAssumeRolePolicy (group commit). See
+// docs/design/trust-writer.md.
+type Writer struct {
+	api  IAM
+	opts WriterOptions
+	log  hclog.Logger
+	m    *writerMetrics
+
+	mu     sync.Mutex
+	queues map[string]*roleQueue // role ARN → queue; present while a runner is active
+}
+
+type roleQueue struct {
+	pending []*request
+}
+
+type request struct {
+	ctx         context.Context
+	add, remove []string
+	done        chan error // buffered: the runner never blocks on it
+}
+
+// NewWriter returns a Writer over api.
+func NewWriter(api IAM, opts WriterOptions) *Writer {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.RoundTimeout <= 0 {
+		opts.RoundTimeout = DefaultRoundTimeout
+	}
+	opts.OIDCProvider = NormalizeProvider(opts.OIDCProvider)
+	return &Writer{
+		api:    api,
+		opts:   opts,
+		log:    opts.Logger.Named("trust"),
+		m:      newWriterMetrics(opts.Registerer, opts.Logger),
+		queues: map[string]*roleQueue{},
+	}
+}
+
+// Ensure makes each subject ("system:serviceaccount:<ns>:<sa>", or the
+// legacy form) trusted by the role, written in the form WriterOptions asks
+// for. It returns once the change is in IAM (or was already there), or with
+// the error of the round that carried it. If ctx ends first, it returns
+// ctx's error and the change may or may not be applied.
+func (w *Writer) Ensure(ctx context.Context, roleARN string, subjects ...string) error {
+	arn, err := w.check(roleARN)
+	if err != nil {
+		return err
+	}
+	add := make([]string, 0, len(subjects))
+	for _, s := range subjects {
+		ps, err := ParseSubject(s)
+		if err != nil {
+			return fmt.Errorf("trust: %w", err)
+		}
+		ps.Legacy = w.opts.LegacySubjects
+		add = append(add, ps.String())
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	return w.submit(ctx, arn, &request{ctx: ctx, add: add})
+}
+
+// Remove revokes each subject (both its exact and legacy forms) from the
+// role. Semantics as for Ensure.
+func (w *Writer) Remove(ctx context.Context, roleARN string, subjects ...string) error {
+	arn, err := w.check(roleARN)
+	if err != nil {
+		return err
+	}
+	for _, s := range subjects {
+		if _, err := ParseSubject(s); err != nil {
+			return fmt.Errorf("trust: %w", err)
+		}
+	}
+	if len(subjects) == 0 {
+		return nil
+	}
+	return w.submit(ctx, arn, &request{ctx: ctx, remove: append([]string(nil), subjects...)})
+}
+
+// Subjects lists the subjects the role's managed statements grant now.
+func (w *Writer) Subjects(ctx context.Context, roleARN string) ([]string, error) {
+	arn, err := w.check(roleARN)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := w.api.GetTrustPolicy(ctx, arn.Name)
+	if err != nil {
+		return nil, fmt.Errorf("trust: reading the trust policy of role %s: %w", arn, err)
+	}
+	doc, err := Parse(raw, w.opts.OIDCProvider)
+	if err != nil {
+		return nil, fmt.Errorf("trust: role %s: %w", arn, err)
+	}
+	if doc.ManagedStatements() == 0 {
+		return nil, &NoManagedStatementError{Role: arn.String(), Provider: w.opts.OIDCProvider}
+	}
+	return doc.Subjects(), nil
+}
+
+func (w *Writer) check(roleARN string) (iam.RoleARN, error) {
+	if w.opts.OIDCProvider == "" {
+		return iam.RoleARN{}, errors.New("trust: the writer has no OIDC provider configured")
+	}
+	arn, err := iam.ParseRoleARN(roleARN)
+	if err != nil {
+		return iam.RoleARN{}, fmt.Errorf("trust: %w", err)
+	}
+	return arn, nil
+}
+
+func (w *Writer) submit(ctx context.Context, arn iam.RoleARN, req *request) error {
+	req.done = make(chan error, 1)
+	key := arn.String()
+	w.mu.Lock()
+	q, running := w.queues[key]
+	if !running {
+		q = &roleQueue{}
+		w.queues[key] = q
+	}
+	q.pending = append(q.pending, req)
+	w.mu.Unlock()
+	if !running {
+		go w.run(arn, q)
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("trust: waiting for the trust policy of role %s: %w", arn, ctx.Err())
+	}
+}
+
+// run executes rounds for one role until its queue is empty.
+func (w *Writer) run(arn iam.RoleARN, q *roleQueue) {
+	key := arn.String()
+	for {
+		w.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			delete(w.queues, key)
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+
+		live := batch[:0]
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- err // nobody waits; keeps the contract simple
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) > 0 {
+			w.round(arn, live)
+		}
+	}
+}
+
+// round is one read-modify-write of the role's trust policy for batch.
+func (w *Writer) round(arn iam.RoleARN, batch []*request) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.RoundTimeout)
+	defer cancel()
+	start := time.Now()
+	results := make([]error, len(batch))
+	outcome, err := w.commit(ctx, arn, batch, results)
+	w.m.observeRound(outcome, len(batch), time.Since(start))
+	if err != nil {
+		w.m.countError(err)
+		w.log.Warn("trust policy round failed", "role", arn.String(), "requests", len(batch), "error", err)
+	}
+	for i, r := range batch {
+		e := results[i]
+		if err != nil {
+			e = err
+		}
+		if e != nil && err == nil {
+			w.m.countError(e)
+		}
+		r.done <- e
+	}
+}
+
+// commit does the round's work. A returned error fails the whole batch;
+// otherwise results holds each request's own outcome.
+func (w *Writer) commit(ctx context.Context, arn iam.RoleARN, batch []*request, results []error) (string, error) {
+	role := arn.String()
+	if w.opts.Locker != nil {
+		unlock, err := w.opts.Locker.Lock(ctx, role)
+		if err != nil {
+			return "failed", &lockError{fmt.Errorf("trust: locking role %s: %w", role, err)}
+		}
+		defer unlock()
+	}
+	quota, err := w.api.TrustPolicySizeQuota(ctx)
+	if err != nil {
+		return "failed", fmt.Errorf("trust: reading the trust-policy size quota: %w", err)
+	}
+	raw, err := w.api.GetTrustPolicy(ctx, arn.Name)
+	if err != nil {
+		return "failed", fmt.Errorf("trust: reading the trust policy of role %s: %w", role, err)
+	}
+	orig, err := Parse(raw, w.opts.OIDCProvider)
+	if err != nil {
+		return "failed", fmt.Errorf("trust: role %s: %w", role, err)
+	}
+	if orig.ManagedStatements() == 0 {
+		return "failed", &NoManagedStatementError{Role: role, Provider: w.opts.OIDCProvider}
+	}
+
+	base := orig
+	doc := apply(base.Clone(), batch, results)
+	size := doc.Size()
+	pruned := 0
+	if size > quota && w.opts.Prune != nil {
+		if base, pruned = w.prune(ctx, role, orig, batch); pruned > 0 {
+			clear(results)
+			doc = apply(base.Clone(), batch, results)
+			size = doc.Size()
+		}
+	}
+	if size > quota {
+		// Admit requests in arrival order while they fit; the others fail.
+		clear(results)
+		doc = base.Clone()
+		size = doc.Size()
+		for i, r := range batch {
+			next := apply(doc.Clone(), batch[i:i+1], results[i:i+1])
+			if results[i] != nil {
+				continue
+			}
+			if ns := next.Size(); ns > quota && ns > size && len(r.add) > 0 {
+				results[i] = &SizeError{Role: role, Size: ns, Quota: quota}
+				continue
+			}
+			doc, size = next, next.Size()
+		}
+	}
+
+	out := doc.String()
+	if out == orig.String() {
+		w.m.observeSize(role, orig.Size(), quota)
+		w.log.Debug("trust policy unchanged", "role", role, "requests", len(batch))
+		return "unchanged", nil
+	}
+	if err := w.api.UpdateTrustPolicy(ctx, arn.Name, out); err != nil {
+		return "failed", fmt.Errorf("trust: updating the trust policy of role %s: %w", role, err)
+	}
+	w.m.observeSize(role, size, quota)
+	w.log.Debug("trust policy written", "role", role, "requests", len(batch),
+		"pruned", pruned, "size", size, "quota", quota)
+	return "written", nil
+}
+
+// apply applies each request to doc in order, recording per-request errors
+// (a failing request changes nothing).
+func apply(doc *Document, batch []*request, results []error) *Document {
+	for i, r := range batch {
+		if err := doc.checkAdd(r.add); len(r.add) > 0 && err != nil {
+			results[i] = fmt.Errorf("trust: %w", err)
+			continue
+		}
+		if len(r.remove) > 0 {
+			_, _ = doc.Remove(r.remove...) // cannot fail: the document has managed statements
+		}
+		if len(r.add) > 0 {
+			_, _ = doc.Add(r.add...) // checked above
+		}
+	}
+	return doc
+}
+
+// prune asks the Prune callback which subjects are stale and returns the
+// original document without them. Subjects this batch adds are never
+// pruned. A failing callback is logged and prunes nothing.
+func (w *Writer) prune(ctx context.Context, role string, orig *Document, batch []*request) (*Document, int) {
+	adding := map[string]bool{}
+	for _, r := range batch {
+		for _, s := range r.add {
+			if ps, err := ParseSubject(s); err == nil {
+				adding[Subject(ps.Namespace, ps.ServiceAccount, false)] = true
+				adding[Subject(ps.Namespace, ps.ServiceAccount, true)] = true
+			}
+		}
+	}
+	var current []string
+	for _, s := range orig.Subjects() {
+		if !adding[s] {
+			current = append(current, s)
+		}
+	}
+	stale, err := w.opts.Prune(ctx, role, current)
+	if err != nil {
+		w.m.countError(&pruneError{err})
+		w.log.Warn("pruning stale subjects failed", "role", role, "error", err)
+		return orig, 0
+	}
+	var drop []string
+	for _, s := range stale {
+		if !adding[s] {
+			drop = append(drop, s)
+		}
+	}
+	if len(drop) == 0 {
+		return orig, 0
+	}
+	base := orig.Clone()
+	before := len(base.Subjects())
+	_, _ = base.Remove(drop...)
+	n := before - len(base.Subjects())
+	w.m.pruned.Add(float64(n))
+	w.log.Info("pruned stale subjects", "role", role, "count", n)
+	return base, n
+}
+
+type lockError struct{ err error }
+
+func (e *lockError) Error() string { return e.err.Error() }
+func (e *lockError) Unwrap() error { return e.err }
+
+type pruneError struct{ err error }
+
+func (e *pruneError) Error() string { return e.err.Error() }
+func (e *pruneError) Unwrap() error { return e.err }

@@ -1,0 +1,149 @@
+package awssim
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// StartTest starts s on an httptest server (closed when the test ends) and returns the
+// server and its URL, for BaseEndpoint / AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL_STS.
+func StartTest(t testing.TB, opts Options) (*Server, string) {
+	t.Helper()
+	s := New(opts)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts.URL
+}
+
+// TestIssuer is an OIDC issuer for tests: it serves a discovery document and JWKS over
+// plain HTTP (use Options.AllowHTTPIssuers) and mints signed tokens.
+type TestIssuer struct {
+	URL string
+
+	mu     sync.Mutex
+	signer jose.Signer
+	keys   []jose.JSONWebKey // published (public) keys
+	kid    string
+	n      int
+	alg    jose.SignatureAlgorithm
+}
+
+// NewTestIssuer starts an issuer signing with alg (jose.RS256 or jose.ES256).
+func NewTestIssuer(t testing.TB, alg jose.SignatureAlgorithm) *TestIssuer {
+	t.Helper()
+	is := &TestIssuer{alg: alg}
+	mux := http.NewServeMux()
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	is.URL = ts.URL
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": is.URL, "jwks_uri": is.URL + "/openid/v1/jwks",
+			"response_types_supported": []string{"id_token"}, "subject_types_supported": []string{"public"},
+			"id_token_signing_alg_values_supported": []string{string(alg)},
+		})
+	})
+	mux.HandleFunc("/openid/v1/jwks", func(w http.ResponseWriter, _ *http.Request) {
+		is.mu.Lock()
+		set := jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey(nil), is.keys...)}
+		is.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(set)
+	})
+	if err := is.Rotate(false); err != nil {
+		t.Fatalf("test issuer: %v", err)
+	}
+	return is
+}
+
+// Rotate switches to a new signing key with a new kid. With keepOld the previous public
+// key stays published; otherwise only the new one is.
+func (is *TestIssuer) Rotate(keepOld bool) error {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	var priv crypto.Signer
+	var err error
+	switch is.alg {
+	case jose.ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	default:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		return fmt.Errorf("generate key: %w", err)
+	}
+	is.n++
+	kid := fmt.Sprintf("key-%d", is.n)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: is.alg, Key: jose.JSONWebKey{Key: priv, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return fmt.Errorf("signer: %w", err)
+	}
+	pub := jose.JSONWebKey{Key: priv.Public(), KeyID: kid, Algorithm: string(is.alg), Use: "sig"}
+	if keepOld {
+		is.keys = append(is.keys, pub)
+	} else {
+		is.keys = []jose.JSONWebKey{pub}
+	}
+	is.signer, is.kid = signer, kid
+	return nil
+}
+
+// TokenClaims are the claims Mint puts in a token; zero times are filled in.
+type TokenClaims struct {
+	Subject   string
+	Audience  []string
+	IssuedAt  time.Time
+	NotBefore time.Time
+	Expiry    time.Time
+	Issuer    string // default: the issuer's URL
+}
+
+// Mint signs a token for sub and aud valid for ttl from now.
+func (is *TestIssuer) Mint(sub string, aud []string, ttl time.Duration) (string, error) {
+	now := time.Now()
+	return is.MintClaims(TokenClaims{Subject: sub, Audience: aud, IssuedAt: now, NotBefore: now, Expiry: now.Add(ttl)})
+}
+
+// MintClaims signs a token with explicit claims.
+func (is *TestIssuer) MintClaims(c TokenClaims) (string, error) {
+	is.mu.Lock()
+	signer := is.signer
+	is.mu.Unlock()
+	if c.Issuer == "" {
+		c.Issuer = is.URL
+	}
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = time.Now()
+	}
+	if c.NotBefore.IsZero() {
+		c.NotBefore = c.IssuedAt
+	}
+	if c.Expiry.IsZero() {
+		c.Expiry = c.IssuedAt.Add(time.Hour)
+	}
+	claims := jwt.Claims{
+		Issuer: c.Issuer, Subject: c.Subject, Audience: jwt.Audience(c.Audience),
+		IssuedAt: jwt.NewNumericDate(c.IssuedAt), NotBefore: jwt.NewNumericDate(c.NotBefore),
+		Expiry: jwt.NewNumericDate(c.Expiry),
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return tok, nil
+}

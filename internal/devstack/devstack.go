@@ -1,0 +1,284 @@
+// Package devstack assembles `irsa-broker dev`: the broker, the IAM/STS
+// simulator seeded with the example accounts and roles, and a dev OIDC issuer,
+// all in one process on loopback. End-to-end tests start the same stack.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/go-chi/chi/v5"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/irsa-broker/irsa-broker/core/api"
+	"github.com/irsa-broker/irsa-broker/core/awsconfig"
+	"github.com/irsa-broker/irsa-broker/core/broker"
+	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/identity"
+	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/core/trust"
+	"github.com/irsa-broker/irsa-broker/examples"
+	"github.com/irsa-broker/irsa-broker/internal/awssim"
+	"github.com/irsa-broker/irsa-broker/plugins/static"
+)
+
+// The example accounts of the existing service's documentation.
+const (
+	EKSAccount    = "946429944765"
+	AssetsAccount = "524112250363"
+	Region        = "us-east-1"
+	Audience      = "sts.amazonaws.com"
+	// Default credentials of the broker's IAM client in the EKS account.
+	DefaultAccessKeyID     = "AKIAIRSADEVBROKER001"
+	DefaultSecretAccessKey = "irsa-dev-secret-do-not-use-in-production"
+)
+
+// ExampleRoles are the role names of the seeded example, one per org.
+var ExampleRoles = map[string]string{
+	"irsa-iamrole-list-bucket":   "acme-list-bucket-role",
+	"irsa-iamrole-read-bucket":   "acme-read-bucket-role",
+	"irsa-iamrole-update-bucket": "acme-update-bucket-role",
+}
+
+// Options configure the stack.
+type Options struct {
+	Addr, AWSAddr string // default 127.0.0.1:6000 and 127.0.0.1:4566; port 0 picks one
+	IdentityFile  string // users YAML; empty: examples/dev-users.yaml
+	PolicyDir     string
+	Empty         bool // no seeded mappings
+	AccessKeyID   string
+	SecretKey     string
+	Logger        hclog.Logger
+	// DeniedIAMActions are refused to the broker's IAM key (tests of IAM refusals),
+	// e.g. "iam:UpdateAssumeRolePolicy".
+	DeniedIAMActions []string
+	// SimLatency is applied to every simulator call (benchmarks).
+	SimLatency time.Duration
+}
+
+// Stack is a running dev stack.
+type Stack struct {
+	BrokerURL, AWSURL, IssuerURL string
+	// OIDCProvider is the issuer as IAM names it (no scheme).
+	OIDCProvider string
+	Sim          *awssim.Server
+	Issuer       *Issuer
+	Users        []static.User
+	Metrics      *metrics.Metrics
+	Mappings     mapping.Store
+	AccessKeyID  string
+	SecretKey    string
+
+	errc chan error
+	n    int
+}
+
+// Start brings the stack up; it serves until ctx ends. Wait returns the first
+// serving error or nil after a clean shutdown.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:6000"
+	}
+	if o.AWSAddr == "" {
+		o.AWSAddr = "127.0.0.1:4566"
+	}
+	if o.AccessKeyID == "" {
+		o.AccessKeyID = DefaultAccessKeyID
+	}
+	if o.SecretKey == "" {
+		o.SecretKey = DefaultSecretAccessKey
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	log := o.Logger
+
+	brokerLn, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker listener: %w", err)
+	}
+	awsLn, err := net.Listen("tcp", o.AWSAddr)
+	if err != nil {
+		brokerLn.Close()
+		return nil, fmt.Errorf("AWS simulator listener: %w", err)
+	}
+	s := &Stack{
+		BrokerURL:   "http://" + brokerLn.Addr().String(),
+		AWSURL:      "http://" + awsLn.Addr().String(),
+		AccessKeyID: o.AccessKeyID, SecretKey: o.SecretKey,
+		errc: make(chan error, 2),
+	}
+	s.IssuerURL = s.BrokerURL + "/dev/oidc"
+	s.OIDCProvider = strings.TrimPrefix(s.IssuerURL, "http://")
+	closeAll := func() { brokerLn.Close(); awsLn.Close() }
+
+	if s.Issuer, err = NewIssuer(s.IssuerURL); err != nil {
+		closeAll()
+		return nil, err
+	}
+	s.Sim = awssim.New(awssim.Options{Logger: log.Named("awssim"), Region: Region, AllowHTTPIssuers: true})
+	if o.SimLatency > 0 {
+		s.Sim.SetLatency("", o.SimLatency)
+	}
+	if err := s.seedAWS(o.DeniedIAMActions); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("seed simulator: %w", err)
+	}
+
+	// Identity: the static provider.
+	prov := static.New()
+	users := examples.DevUsers
+	if o.IdentityFile != "" {
+		err = prov.Load(o.IdentityFile)
+	} else {
+		err = prov.Configure(ctx, users)
+	}
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	if o.IdentityFile == "" {
+		f, _ := static.Parse(users)
+		s.Users = f.Users
+	} else if f, err := readUsers(o.IdentityFile); err == nil {
+		s.Users = f.Users
+	}
+
+	s.Metrics = metrics.New()
+	pol, err := policy.New(ctx, policy.Options{PolicyDir: o.PolicyDir, Logger: log, Registerer: s.Metrics.Registry})
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if o.PolicyDir != "" {
+		go pol.Watch(ctx)
+	}
+
+	var seed []mapping.Mapping
+	if !o.Empty {
+		for org, role := range ExampleRoles {
+			seed = append(seed, mapping.Mapping{Org: org, Pairs: []mapping.RolePair{{
+				IAMRoleARN:        "arn:aws:iam::" + AssetsAccount + ":role/" + role,
+				ProxyIAMRoleARN:   "arn:aws:iam::" + EKSAccount + ":role/" + role,
+				UpdateTrustPolicy: true,
+			}}})
+		}
+	}
+	s.Mappings = mapping.NewMemoryStore(seed...)
+
+	iamClient, err := iam.New(ctx, iam.Options{
+		Region:      Region,
+		Endpoint:    s.AWSURL,
+		Credentials: credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretKey, ""),
+		Logger:      log,
+		Registerer:  s.Metrics.Registry,
+	})
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("IAM client: %w", err)
+	}
+	writer := trust.NewWriter(iamClient, trust.WriterOptions{OIDCProvider: s.OIDCProvider, Logger: log, Registerer: s.Metrics.Registry})
+
+	svc, err := broker.New(broker.Options{
+		Auth:            identity.New(prov, identity.Options{Logger: log, Metrics: s.Metrics}),
+		Workloads:       broker.DevResolver{Namespace: "domino-compute"},
+		Policy:          pol,
+		Mappings:        s.Mappings,
+		Trust:           writer,
+		ServiceAccounts: &broker.MemoryServiceAccounts{},
+		Render:          awsconfig.Options{},
+		Metrics:         s.Metrics,
+		Logger:          log,
+	})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	handler := api.NewHandler(api.Options{
+		Service: svc, Metrics: s.Metrics, Logger: log,
+		Ready: []api.Check{{Name: "policy", Fn: func(context.Context) error { return pol.Ready() }}},
+		Extra: s.devRoutes,
+	})
+
+	s.n = 2
+	go func() {
+		s.errc <- api.Serve(ctx, api.ServerOptions{Listener: brokerLn, Handler: handler, Logger: log, ShutdownTimeout: 5 * time.Second})
+	}()
+	go func() {
+		s.errc <- api.Serve(ctx, api.ServerOptions{Listener: awsLn, Handler: s.Sim, Logger: log, ShutdownTimeout: 5 * time.Second})
+	}()
+	return s, nil
+}
+
+// Wait blocks until both servers stopped.
+func (s *Stack) Wait() error {
+	var errs []error
+	for range s.n {
+		if err := <-s.errc; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// devRoutes are the dev-only endpoints: the issuer and the workload-token minter.
+func (s *Stack) devRoutes(r chi.Router) {
+	r.Get("/dev/oidc/.well-known/openid-configuration", s.Issuer.Discovery)
+	r.Get("/dev/oidc/keys", s.Issuer.JWKS)
+	r.Handle("/metrics", s.Metrics.Handler())
+	r.Get("/dev/workload-token", func(w http.ResponseWriter, r *http.Request) {
+		run := r.URL.Query().Get("run_id")
+		if err := broker.ValidateRunID(run); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":{"code":"invalid_run_id","message":%q}}`+"\n", err.Error())
+			return
+		}
+		tok, err := s.Issuer.WorkloadToken("domino-compute", "run-"+run, "run-"+run, time.Hour)
+		if err != nil {
+			http.Error(w, `{"error":{"code":"internal","message":"cannot sign token"}}`, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(tok))
+	})
+}
+
+// seedAWS creates the example accounts, roles and the OIDC provider.
+func (s *Stack) seedAWS(denied []string) error {
+	sim := s.Sim
+	sim.AddAccount(EKSAccount, 0)
+	sim.AddAccount(AssetsAccount, 0)
+	if err := sim.AddAccessKey(EKSAccount, s.AccessKeyID, s.SecretKey, denied...); err != nil {
+		return err
+	}
+	providerARN, err := sim.AddOIDCProvider(EKSAccount, s.IssuerURL, []string{Audience})
+	if err != nil {
+		return err
+	}
+	for _, role := range ExampleRoles {
+		proxyTrust := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":%q},`+
+			`"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"%s:aud":%q},"StringLike":{"%s:sub":[]}}}]}`,
+			providerARN, s.OIDCProvider, Audience, s.OIDCProvider)
+		if _, err := sim.CreateRole(EKSAccount, role, "/", proxyTrust); err != nil {
+			return err
+		}
+		perm := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::%s:role/%s"}]}`, AssetsAccount, role)
+		if err := sim.PutRolePolicy(EKSAccount, role, "assume-asset-role", perm); err != nil {
+			return err
+		}
+		assetTrust := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"sts:AssumeRole"}]}`, EKSAccount)
+		if _, err := sim.CreateRole(AssetsAccount, role, "/", assetTrust); err != nil {
+			return err
+		}
+	}
+	return nil
+}
