@@ -88,6 +88,10 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	return nil
 }
 
+// certCheckInterval is how often the certificate files are stat'ed (at most once
+// per interval, on a handshake).
+var certCheckInterval = 5 * time.Second
+
 // CertReloader serves a certificate from files and reloads it when the files
 // change. A broken new pair is logged and the previous one keeps serving.
 type CertReloader struct {
@@ -104,7 +108,7 @@ type CertReloader struct {
 
 // NewCertReloader loads the pair once; it fails if the files are unusable.
 func NewCertReloader(certFile, keyFile string, log hclog.Logger) (*CertReloader, error) {
-	c := &CertReloader{certFile: certFile, keyFile: keyFile, log: log.Named("tls"), checkEvery: 5 * time.Second}
+	c := &CertReloader{certFile: certFile, keyFile: keyFile, log: log.Named("tls"), checkEvery: certCheckInterval}
 	if err := c.reload(); err != nil {
 		return nil, err
 	}

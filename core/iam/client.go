@@ -54,6 +54,11 @@ type Options struct {
 	// caps one delay.
 	RetryBaseDelay, ThrottleBaseDelay, MaxBackoff time.Duration
 
+	// RetryMode is aws.RetryModeAdaptive (the default: retries plus a
+	// client-side send rate that drops while IAM throttles and recovers
+	// after) or aws.RetryModeStandard (retries only).
+	RetryMode aws.RetryMode
+
 	// QuotaFallback is the trust-policy size quota assumed when
 	// GetAccountSummary is not permitted (AccessDenied).
 	QuotaFallback int
@@ -103,6 +108,13 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	switch opts.RetryMode {
+	case "":
+		opts.RetryMode = aws.RetryModeAdaptive
+	case aws.RetryModeAdaptive, aws.RetryModeStandard:
+	default:
+		return nil, fmt.Errorf("iam: unknown retry mode %q", opts.RetryMode)
 	}
 	if opts.QuotaFallback <= 0 {
 		opts.QuotaFallback = DefaultQuotaFallback
@@ -158,23 +170,28 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	}, nil
 }
 
-// newRetryer is the SDK's adaptive mode (client-side rate limiting that
-// tightens on throttling) over the standard retryer with a fully jittered
-// exponential backoff. The standard retry quota is disabled: the adaptive
-// token bucket already paces retries, and the broker's writes are few
-// (coalesced) so a shared quota would only turn throttling into hard errors.
+// newRetryer is the SDK's standard retryer with a fully jittered
+// exponential backoff, wrapped in the SDK's adaptive mode (client-side rate
+// limiting that tightens on throttling) unless RetryModeStandard is asked
+// for. The standard retry quota is disabled: the broker's writes are few
+// (coalesced), and a shared quota would only turn throttling into hard
+// errors.
 func newRetryer(opts Options) aws.Retryer {
 	backoff := jitterBackoff{
 		base: opts.RetryBaseDelay, throttleBase: opts.ThrottleBaseDelay, max: opts.MaxBackoff,
 		throttle: retry.IsErrorThrottles(retry.DefaultThrottles),
 	}
+	standard := func(so *retry.StandardOptions) {
+		so.MaxAttempts = opts.MaxAttempts
+		so.MaxBackoff = opts.MaxBackoff
+		so.Backoff = backoff
+		so.RateLimiter = ratelimit.None
+	}
+	if opts.RetryMode == aws.RetryModeStandard {
+		return retry.NewStandard(standard)
+	}
 	return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
-		o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
-			so.MaxAttempts = opts.MaxAttempts
-			so.MaxBackoff = opts.MaxBackoff
-			so.Backoff = backoff
-			so.RateLimiter = ratelimit.None
-		})
+		o.StandardOptions = append(o.StandardOptions, standard)
 	})
 }
 

@@ -413,3 +413,5 @@ type pruneError struct{ err error }
 
 func (e *pruneError) Error() string { return e.err.Error() }
 func (e *pruneError) Unwrap() error { return e.err }
+
+var _ IAM = (*iam.Client)(nil)

@@ -66,16 +66,19 @@ func RunCommand(ctx context.Context, args []string, log hclog.Logger) error {
 			return fmt.Errorf("awssim: %w", err)
 		}
 	}
-	if *accountID != "" || *keyID != "" || *secret != "" {
+	if *keyID != "" || *secret != "" {
 		if *accountID == "" || *keyID == "" || *secret == "" {
-			return errors.New("awssim: --account-id, --access-key-id and --secret-access-key go together")
+			return errors.New("awssim: --access-key-id and --secret-access-key go together, with --account-id")
 		}
 		if err := s.AddAccessKey(*accountID, *keyID, *secret); err != nil {
 			return fmt.Errorf("awssim: %w", err)
 		}
 	}
-	if *accountID != "" && *quota > 0 {
-		s.SetQuota(*accountID, *quota)
+	if *accountID != "" {
+		if !accountIDRe.MatchString(*accountID) {
+			return fmt.Errorf("awssim: --account-id %q must be 12 digits", *accountID)
+		}
+		s.AddAccount(*accountID, *quota)
 	}
 	s.SetLatency("", *latency)
 	if *propDelay > 0 {

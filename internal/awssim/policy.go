@@ -1,7 +1,6 @@
 package awssim
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -588,14 +587,4 @@ func parseCondTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("not a date: %w", err)
 	}
 	return time.Unix(sec, 0), nil
-}
-
-// compactJSON returns doc without insignificant whitespace, or doc unchanged when it
-// is not valid JSON.
-func compactJSON(doc string) string {
-	var b bytes.Buffer
-	if err := json.Compact(&b, []byte(doc)); err != nil {
-		return doc
-	}
-	return b.String()
 }

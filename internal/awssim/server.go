@@ -187,7 +187,12 @@ func (s *Server) accountLocked(id string) *account {
 }
 
 // SetQuota sets an account's AssumeRolePolicySizeQuota (0 means 2048).
-func (s *Server) SetQuota(accountID string, quota int) { s.AddAccount(accountID, quota) }
+func (s *Server) SetQuota(accountID string, quota int) {
+	if quota <= 0 {
+		quota = DefaultQuota
+	}
+	s.AddAccount(accountID, quota)
+}
 
 // AddAccessKey registers a long-term key acting as the account root. deniedActions
 // (e.g. "iam:UpdateAssumeRolePolicy", "UpdateAssumeRolePolicy" or "iam:*") are refused

@@ -263,3 +263,40 @@ func TestAssumeRole(t *testing.T) {
 	_, err = f.sts(proxyCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	wantCode(t, err, "ExpiredToken")
 }
+
+func TestWebIdentityHTTPSIssuer(t *testing.T) {
+	ctx := context.Background()
+	is, pool := NewTestIssuerTLS(t, jose.RS256)
+	host := stripScheme(is.URL)
+	tok := must[string](t)(is.Mint("s", []string{audience}, time.Hour))
+	for _, tc := range []struct {
+		name string
+		cas  bool
+		code string
+	}{{"trusted CA", true, ""}, {"unknown CA", false, "InvalidIdentityToken"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options{}
+			if tc.cas {
+				opts.IssuerCAs = pool
+			}
+			sim, u := StartTest(t, opts)
+			must[string](t)(sim.AddOIDCProvider(proxyAcct, is.URL, []string{audience}))
+			arn := must[string](t)(sim.CreateRole(proxyAcct, "r", "", webTrust(host, `{"StringEquals":{"`+host+`:sub":"s"}}`)))
+			_, err := callWebIdentity(ctx, &fixture{sim: sim, url: u}, arn, tok)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantCode(t, err, tc.code)
+			if !strings.Contains(err.Error(), "Couldn't retrieve verification key") {
+				t.Fatalf("message: %v", err)
+			}
+		})
+	}
+	// Without AllowHTTPIssuers, http:// providers cannot even be registered.
+	if _, err := New(Options{}).AddOIDCProvider(proxyAcct, "http://127.0.0.1:1", []string{audience}); err == nil {
+		t.Fatal("http issuer accepted")
+	}
+}

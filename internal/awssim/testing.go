@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -41,12 +42,32 @@ type TestIssuer struct {
 	alg    jose.SignatureAlgorithm
 }
 
-// NewTestIssuer starts an issuer signing with alg (jose.RS256 or jose.ES256).
+// NewTestIssuer starts a plain-HTTP issuer signing with alg (jose.RS256 or jose.ES256).
 func NewTestIssuer(t testing.TB, alg jose.SignatureAlgorithm) *TestIssuer {
 	t.Helper()
+	is, _ := newTestIssuer(t, alg, false)
+	return is
+}
+
+// NewTestIssuerTLS starts an HTTPS issuer; the returned pool trusts its certificate
+// (pass it as Options.IssuerCAs).
+func NewTestIssuerTLS(t testing.TB, alg jose.SignatureAlgorithm) (*TestIssuer, *x509.CertPool) {
+	t.Helper()
+	return newTestIssuer(t, alg, true)
+}
+
+func newTestIssuer(t testing.TB, alg jose.SignatureAlgorithm, useTLS bool) (*TestIssuer, *x509.CertPool) {
 	is := &TestIssuer{alg: alg}
 	mux := http.NewServeMux()
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewUnstartedServer(mux)
+	var pool *x509.CertPool
+	if useTLS {
+		ts.StartTLS()
+		pool = x509.NewCertPool()
+		pool.AddCert(ts.Certificate())
+	} else {
+		ts.Start()
+	}
 	t.Cleanup(ts.Close)
 	is.URL = ts.URL
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
@@ -67,7 +88,7 @@ func NewTestIssuer(t testing.TB, alg jose.SignatureAlgorithm) *TestIssuer {
 	if err := is.Rotate(false); err != nil {
 		t.Fatalf("test issuer: %v", err)
 	}
-	return is
+	return is, pool
 }
 
 // Rotate switches to a new signing key with a new kid. With keepOld the previous public

@@ -1,0 +1,221 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+var cmGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+// versionedClient returns a fake clientset whose ConfigMaps behave like the
+// API server's: every write bumps resourceVersion and an update carrying a
+// stale resourceVersion fails with Conflict. (The plain fake tracker does
+// neither, so lost updates would go unnoticed.)
+func versionedClient(objs ...runtime.Object) *fake.Clientset {
+	cs, _ := versionedClientCounting(objs...)
+	return cs
+}
+
+// versionedClientCounting is versionedClient that also counts the conflicts
+// it returned.
+func versionedClientCounting(objs ...runtime.Object) (*fake.Clientset, *atomic.Int32) {
+	var conflicts atomic.Int32
+	cs := fake.NewClientset(objs...)
+	var mu sync.Mutex
+	rv := 100
+	tracker := cs.Tracker()
+	cs.PrependReactor("create", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		obj := a.(k8stesting.CreateAction).GetObject().(*corev1.ConfigMap).DeepCopy()
+		rv++
+		obj.ResourceVersion = strconv.Itoa(rv)
+		if err := tracker.Create(cmGVR, obj, a.GetNamespace()); err != nil {
+			return true, nil, err
+		}
+		return true, obj, nil
+	})
+	cs.PrependReactor("update", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		obj := a.(k8stesting.UpdateAction).GetObject().(*corev1.ConfigMap).DeepCopy()
+		cur, err := tracker.Get(cmGVR, a.GetNamespace(), obj.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		if cur.(*corev1.ConfigMap).ResourceVersion != obj.ResourceVersion {
+			conflicts.Add(1)
+			return true, nil, apierrors.NewConflict(cmGVR.GroupResource(), obj.Name, errors.New("the object has been modified"))
+		}
+		rv++
+		obj.ResourceVersion = strconv.Itoa(rv)
+		if err := tracker.Update(cmGVR, obj, a.GetNamespace()); err != nil {
+			return true, nil, err
+		}
+		return true, obj, nil
+	})
+	return cs, &conflicts
+}
+
+func TestConfigMapStore(t *testing.T) {
+	testStore(t, func(*testing.T) Store {
+		return NewConfigMapStore(versionedClient(), "", "", nil)
+	})
+}
+
+func TestConfigMapStoreReadsLegacyValues(t *testing.T) {
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: DefaultConfigMapName, Namespace: DefaultConfigMapNamespace, ResourceVersion: "42"},
+		Data: map[string]string{
+			"irsa-iamrole-list-bucket": `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "` + proxyARN + `", "update_iam_role_trust_policy": "true"}`,
+			"irsa-iamrole-multi":       `[{"iam_role_arn": "` + asset2 + `", "proxy_iam_role_arn": "` + proxy2 + `", "update_iam_role_trust_policy": false}]`,
+			"broken":                   `{"iam_role_arn": 1}`,
+		},
+	}
+	cs := versionedClient(cm)
+	s := NewConfigMapStore(cs, "", "", nil)
+	snap := mustSnap(t, s)
+	want := map[string]Mapping{
+		"irsa-iamrole-list-bucket": {Org: "irsa-iamrole-list-bucket", Pairs: []RolePair{{assetARN, proxyARN, true}}},
+		"irsa-iamrole-multi":       {Org: "irsa-iamrole-multi", Multi: true, Pairs: []RolePair{{asset2, proxy2, false}}},
+	}
+	if snap.Revision != "42" || !reflect.DeepEqual(snap.Mappings, want) {
+		t.Fatalf("snapshot = %+v, want revision 42 and %+v", snap, want)
+	}
+	// A write keeps the entry it could not parse, and stores the legacy value.
+	if err := s.Put(context.Background(), Mapping{Org: "new", Pairs: []RolePair{{assetARN, proxyARN, false}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.CoreV1().ConfigMaps(DefaultConfigMapNamespace).Get(context.Background(), DefaultConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Data["broken"] != `{"iam_role_arn": 1}` {
+		t.Fatalf("unparsable entry not preserved: %q", got.Data["broken"])
+	}
+	wantNew := `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "` + proxyARN + `", "update_iam_role_trust_policy": false}`
+	if got.Data["new"] != wantNew {
+		t.Fatalf("stored value = %s, want %s", got.Data["new"], wantNew)
+	}
+	if snap2 := mustSnap(t, s); snap2.Revision == "42" || len(snap2.Mappings) != 3 {
+		t.Fatalf("after put: %+v", snap2)
+	}
+}
+
+func TestConfigMapStoreRetriesInjectedConflict(t *testing.T) {
+	cs := versionedClient()
+	var conflicts, updates atomic.Int32
+	s := NewConfigMapStore(cs, "ns", "cm", nil)
+	ctx := context.Background()
+	if err := s.Put(ctx, Mapping{Org: "first", Pairs: []RolePair{{assetARN, proxyARN, true}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Fail the next update once with Conflict, as if another writer won.
+	cs.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		updates.Add(1)
+		if conflicts.Add(1) == 1 {
+			return true, nil, apierrors.NewConflict(cmGVR.GroupResource(), "cm", errors.New("injected"))
+		}
+		return false, nil, nil
+	})
+	if err := s.Put(ctx, Mapping{Org: "second", Pairs: []RolePair{{asset2, proxy2, false}}}); err != nil {
+		t.Fatalf("Put after one conflict: %v", err)
+	}
+	if n := updates.Load(); n != 2 {
+		t.Fatalf("%d update attempts, want 2 (one conflict, one retry)", n)
+	}
+	if got := mustSnap(t, s).Mappings; len(got) != 2 {
+		t.Fatalf("mappings = %+v, want both orgs", got)
+	}
+}
+
+func TestConfigMapStoreUnavailable(t *testing.T) {
+	cs := versionedClient()
+	cs.PrependReactor("*", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("etcd is down")
+	})
+	s := NewConfigMapStore(cs, "", "", nil)
+	ctx := context.Background()
+	if _, err := s.Snapshot(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Snapshot = %v, want ErrUnavailable", err)
+	}
+	if err := s.Put(ctx, Mapping{Org: "a", Pairs: []RolePair{{assetARN, proxyARN, true}}}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Put = %v, want ErrUnavailable", err)
+	}
+	if err := s.Delete(ctx, "a"); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		t.Errorf("Delete = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestConfigMapStoreConflictsExhausted(t *testing.T) {
+	cs := versionedClient(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "ns", ResourceVersion: "1"}})
+	cs.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewConflict(cmGVR.GroupResource(), "cm", errors.New("always"))
+	})
+	s := NewConfigMapStore(cs, "ns", "cm", nil)
+	s.backoff.Duration, s.backoff.Cap = time.Millisecond, time.Millisecond
+	err := s.Put(context.Background(), Mapping{Org: "a", Pairs: []RolePair{{assetARN, proxyARN, true}}})
+	if !errors.Is(err, ErrUnavailable) || !apierrors.IsConflict(err) {
+		t.Fatalf("Put = %v, want ErrUnavailable wrapping the conflict", err)
+	}
+}
+
+// Two writers read the same resourceVersion before either writes (a barrier
+// in the get reactor forces it): one update must conflict, be retried, and
+// both orgs must survive.
+func TestConfigMapStoreRacingPuts(t *testing.T) {
+	cs, conflicts := versionedClientCounting(&corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "ns", ResourceVersion: "1"},
+	})
+	var barrier sync.WaitGroup
+	barrier.Add(2)
+	var gets atomic.Int32
+	cs.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if gets.Add(1) <= 2 {
+			barrier.Done()
+			barrier.Wait()
+		}
+		return false, nil, nil
+	})
+	s := NewConfigMapStore(cs, "ns", "cm", nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, org := range []string{"org-a", "org-b"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Put(ctx, Mapping{Org: org, Pairs: []RolePair{{assetARN, proxyARN, true}}})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if conflicts.Load() < 1 {
+		t.Fatal("no conflict happened: the test did not race")
+	}
+	got := mustSnap(t, s).Mappings
+	if _, ok := got["org-a"]; !ok {
+		t.Fatalf("org-a lost: %v", got)
+	}
+	if _, ok := got["org-b"]; !ok {
+		t.Fatalf("org-b lost: %v", got)
+	}
+}

@@ -1,0 +1,157 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+)
+
+// testStore is the conformance suite every Store implementation runs.
+func testStore(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	acme := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}
+	multi := Mapping{Org: "multi.org", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, false}, {asset2, proxy2, true}}}
+
+	t.Run("empty", func(t *testing.T) {
+		s := newStore(t)
+		snap, err := s.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Mappings) != 0 || snap.Revision == "" {
+			t.Fatalf("empty store snapshot = %+v", snap)
+		}
+	})
+
+	t.Run("put, read back, replace, delete", func(t *testing.T) {
+		s := newStore(t)
+		s0 := mustSnap(t, s)
+		if err := s.Put(ctx, acme); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, multi); err != nil {
+			t.Fatal(err)
+		}
+		s1 := mustSnap(t, s)
+		if s1.Revision == s0.Revision {
+			t.Fatalf("revision unchanged after Put: %q", s1.Revision)
+		}
+		want := map[string]Mapping{"acme": acme, "multi.org": multi}
+		if !reflect.DeepEqual(s1.Mappings, want) {
+			t.Fatalf("mappings = %+v, want %+v", s1.Mappings, want)
+		}
+		// Unchanged store: same revision.
+		if again := mustSnap(t, s); again.Revision != s1.Revision {
+			t.Fatalf("revision changed without a write: %q -> %q", s1.Revision, again.Revision)
+		}
+		// Snapshots are copies.
+		s1.Mappings["acme"].Pairs[0].IAMRoleARN = "mutated"
+		if got := mustSnap(t, s).Mappings["acme"]; !reflect.DeepEqual(got, acme) {
+			t.Fatalf("mutating a snapshot changed the store: %+v", got)
+		}
+		// Replace.
+		acme2 := Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{asset2, proxy2, false}}}
+		if err := s.Put(ctx, acme2); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustSnap(t, s).Mappings["acme"]; !reflect.DeepEqual(got, acme2) {
+			t.Fatalf("after replace: %+v, want %+v", got, acme2)
+		}
+		// Delete.
+		if err := s.Delete(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		s2 := mustSnap(t, s)
+		if _, ok := s2.Mappings["acme"]; ok || len(s2.Mappings) != 1 {
+			t.Fatalf("after delete: %+v", s2.Mappings)
+		}
+		if err := s.Delete(ctx, "acme"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("second delete: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("invalid put changes nothing", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Put(ctx, acme); err != nil {
+			t.Fatal(err)
+		}
+		before := mustSnap(t, s)
+		for _, bad := range []Mapping{
+			{Org: "ac*me", Pairs: acme.Pairs},
+			{Org: "acme", Pairs: []RolePair{{"arn:aws:iam::1:role/x", proxyARN, true}}},
+			{Org: "acme"},
+		} {
+			var ve *ValidationError
+			if err := s.Put(ctx, bad); !errors.As(err, &ve) {
+				t.Fatalf("Put(%+v) = %v, want *ValidationError", bad, err)
+			}
+		}
+		after := mustSnap(t, s)
+		if after.Revision != before.Revision || !reflect.DeepEqual(after.Mappings, before.Mappings) {
+			t.Fatalf("invalid puts changed the store: %+v -> %+v", before, after)
+		}
+	})
+
+	t.Run("delete missing", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Delete(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Delete = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("concurrent puts on different orgs all survive", func(t *testing.T) {
+		s := newStore(t)
+		const writers, each = 2, 15
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*each)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					m := Mapping{Org: fmt.Sprintf("org-%d-%d", w, i), Pairs: acme.Pairs}
+					if err := s.Put(ctx, m); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if got := len(mustSnap(t, s).Mappings); got != writers*each {
+			t.Fatalf("%d mappings survived, want %d", got, writers*each)
+		}
+	})
+}
+
+func mustSnap(t *testing.T, s Store) Snapshot {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	return snap
+}
+
+func TestMemoryStore(t *testing.T) {
+	testStore(t, func(*testing.T) Store { return NewMemoryStore() })
+}
+
+func TestMemoryStoreSeedsAndPanics(t *testing.T) {
+	m := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}
+	if got := mustSnap(t, NewMemoryStore(m)).Mappings; !reflect.DeepEqual(got, map[string]Mapping{"acme": m}) {
+		t.Fatalf("seeded = %+v", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("invalid seed did not panic")
+		}
+	}()
+	NewMemoryStore(Mapping{Org: "bad*"})
+}
