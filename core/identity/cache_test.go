@@ -17,7 +17,9 @@ type countingProvider struct {
 	err   error
 }
 
-func (p *countingProvider) Info(context.Context) (sdk.Info, error) { return sdk.Info{Name: "fake"}, p.err }
+func (p *countingProvider) Info(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "fake"}, p.err
+}
 func (p *countingProvider) Configure(context.Context, []byte) error { return nil }
 func (p *countingProvider) Authenticate(_ context.Context, c sdk.Credentials) (sdk.Identity, error) {
 	p.calls.Add(1)
@@ -98,7 +100,7 @@ func TestBounded(t *testing.T) {
 	p := &countingProvider{}
 	a := New(p, Options{MaxEntries: 10})
 	for i := range 100 {
-		a.Authenticate(context.Background(), sdk.Credentials{Token: string(rune('a' + i%26)) + "x" + string(rune(i))})
+		a.Authenticate(context.Background(), sdk.Credentials{Token: string(rune('a'+i%26)) + "x" + string(rune(i))})
 	}
 	a.mu.Lock()
 	n := len(a.entries)
