@@ -39,9 +39,6 @@ func Subject(ns, sa string, legacy bool) string {
 // String renders the subject in its own form.
 func (p ParsedSubject) String() string { return Subject(p.Namespace, p.ServiceAccount, p.Legacy) }
 
-// key identifies the service account regardless of the form.
-func (p ParsedSubject) key() string { return p.Namespace + "/" + p.ServiceAccount }
-
 // ValidateName checks a namespace and service-account name against the
 // Kubernetes grammar, which excludes IAM wildcard characters.
 func ValidateName(ns, sa string) error {

@@ -1,0 +1,83 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/irsa-broker/irsa-broker/core/broker"
+)
+
+func pod(name, run, user string, phase corev1.PodPhase, extra map[string]string) *corev1.Pod {
+	l := map[string]string{LabelExecutionID: run, LabelStartingUser: user}
+	for k, v := range extra {
+		l[k] = v
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "domino-compute", Labels: l},
+		Spec:       corev1.PodSpec{ServiceAccountName: "run-" + run},
+		Status:     corev1.PodStatus{Phase: phase},
+	}
+}
+
+func TestResolver(t *testing.T) {
+	cs := fake.NewClientset(
+		pod("run-r1-abc", "r1", "u1", corev1.PodRunning, nil),
+		pod("run-r2-old", "r2", "u1", corev1.PodSucceeded, nil),
+		pod("run-r3-master", "r3", "u2", corev1.PodRunning, map[string]string{LabelWorkloadType: "cluster-master"}),
+		pod("run-r3-worker", "r3", "u2", corev1.PodPending, map[string]string{LabelWorkloadType: "cluster-worker"}),
+	)
+	r, err := NewResolver(cs, "domino-compute", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r1"})
+	if err != nil || w.OwnerID != "u1" || w.ServiceAccount != "run-r1" || w.Pod != "run-r1-abc" || w.Namespace != "domino-compute" {
+		t.Fatalf("r1: %+v %v", w, err)
+	}
+	if w.Labels[LabelExecutionID] != "r1" {
+		t.Fatalf("labels not passed: %v", w.Labels)
+	}
+	var be *broker.Error
+	if _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r2"}); !errors.As(err, &be) || be.Kind != broker.KindNotFound {
+		t.Fatalf("finished run: %v", err)
+	}
+	if _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "nope"}); !errors.As(err, &be) || be.Kind != broker.KindNotFound {
+		t.Fatalf("unknown run: %v", err)
+	}
+	w, err = r.Resolve(ctx, broker.WorkloadRequest{RunID: "r3", WorkloadType: "cluster-worker"})
+	if err != nil || w.Pod != "run-r3-worker" || w.Type != "cluster-worker" {
+		t.Fatalf("r3 worker: %+v %v", w, err)
+	}
+
+	// A new pod shows up through the watch, a deleted one goes away.
+	if _, err := cs.CoreV1().Pods("domino-compute").Create(ctx, pod("run-r4-x", "r4", "u3", corev1.PodPending, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r4"}); return err == nil })
+	if err := cs.CoreV1().Pods("domino-compute").Delete(ctx, "run-r1-abc", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r1"}); return err != nil })
+}
+
+func eventually(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
