@@ -41,9 +41,11 @@ type PolicyEngine interface {
 	Allow(ctx context.Context, in policy.Input) (bool, error)
 }
 
-// TrustWriter adds subjects to proxy-role trust policies.
+// TrustWriter adds subjects to proxy-role trust policies and takes them out.
 type TrustWriter interface {
-	Ensure(ctx context.Context, roleARN string, subjects ...string) error
+	// EnsureAdded reports whether the subject was new to the role.
+	EnsureAdded(ctx context.Context, roleARN string, subjects ...string) (bool, error)
+	Remove(ctx context.Context, roleARN string, subjects ...string) error
 }
 
 // ServiceAccounts manages service accounts in the compute namespace.
@@ -212,19 +214,40 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 }
 
 // ensureAll writes the subject to every proxy role concurrently; the trust
-// writer coalesces with other requests touching the same roles.
+// writer coalesces with other requests touching the same roles. If any role
+// fails, the subject is taken out again from the roles where this request
+// added it, so a failed request leaves no half-applied grant
+// (docs/design/map-atomicity.md).
 func (s *Service) ensureAll(ctx context.Context, proxies []string, subject string) error {
 	errs := make([]error, len(proxies))
+	added := make([]bool, len(proxies))
 	var wg sync.WaitGroup
 	for i, p := range proxies {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.o.Trust.Ensure(ctx, p, subject)
+			added[i], errs[i] = s.o.Trust.EnsureAdded(ctx, p, subject)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err == nil {
+		return nil
+	}
+	// Undo with a context of its own: the request's may be what failed.
+	undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	for i, p := range proxies {
+		if errs[i] != nil || !added[i] {
+			continue
+		}
+		if uerr := s.o.Trust.Remove(undoCtx, p, subject); uerr != nil {
+			s.log.Error("could not undo a partial mapping; the subject stays until the run ends", "role", p, "subject", subject, "error", uerr)
+		} else {
+			s.log.Info("undid a partial mapping", "role", p, "subject", subject)
+		}
+	}
+	return err
 }
 
 func (s *Service) snapshot(ctx context.Context) (mapping.Snapshot, error) {

@@ -104,6 +104,9 @@ type request struct {
 	ctx         context.Context
 	add, remove []string
 	done        chan error // buffered: the runner never blocks on it
+	// added is set by the runner before done is sent: the round wrote at
+	// least one of add that the policy did not grant before.
+	added bool
 }
 
 // NewWriter returns a Writer over api.
@@ -130,23 +133,35 @@ func NewWriter(api IAM, opts WriterOptions) *Writer {
 // the error of the round that carried it. If ctx ends first, it returns
 // ctx's error and the change may or may not be applied.
 func (w *Writer) Ensure(ctx context.Context, roleARN string, subjects ...string) error {
+	_, err := w.EnsureAdded(ctx, roleARN, subjects...)
+	return err
+}
+
+// EnsureAdded is Ensure that also tells whether this call's round wrote a
+// subject the policy did not grant before (so a caller undoing a failed
+// multi-role request removes only what it added).
+func (w *Writer) EnsureAdded(ctx context.Context, roleARN string, subjects ...string) (bool, error) {
 	arn, err := w.check(roleARN)
 	if err != nil {
-		return err
+		return false, err
 	}
 	add := make([]string, 0, len(subjects))
 	for _, s := range subjects {
 		ps, err := ParseSubject(s)
 		if err != nil {
-			return fmt.Errorf("trust: %w", err)
+			return false, fmt.Errorf("trust: %w", err)
 		}
 		ps.Legacy = w.opts.LegacySubjects
 		add = append(add, ps.String())
 	}
 	if len(add) == 0 {
-		return nil
+		return false, nil
 	}
-	return w.submit(ctx, arn, &request{ctx: ctx, add: add})
+	req := &request{ctx: ctx, add: add}
+	if err := w.submit(ctx, arn, req); err != nil {
+		return false, err
+	}
+	return req.added, nil
 }
 
 // Remove revokes each subject (both its exact and legacy forms) from the
@@ -336,6 +351,17 @@ func (w *Writer) commit(ctx context.Context, arn iam.RoleARN, batch []*request, 
 	}
 	if err := w.api.UpdateTrustPolicy(ctx, arn.Name, out); err != nil {
 		return "failed", fmt.Errorf("trust: updating the trust policy of role %s: %w", role, err)
+	}
+	for i, r := range batch {
+		if results[i] != nil {
+			continue
+		}
+		for _, a := range r.add {
+			if !orig.Has(a) {
+				r.added = true
+				break
+			}
+		}
 	}
 	w.m.observeSize(role, size, quota)
 	w.log.Debug("trust policy written", "role", role, "requests", len(batch),

@@ -598,3 +598,24 @@ func metricValue(t *testing.T, c prometheus.Metric) float64 {
 	t.Fatalf("not a counter or gauge: %v", &m)
 	return 0
 }
+
+func TestWriterEnsureAddedReportsNewSubjectsOnly(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeIAM(managedDoc(sa("run-1")))
+	w := NewWriter(f, WriterOptions{OIDCProvider: testProvider})
+	added, err := w.EnsureAdded(ctx, roleARN, sa("run-1"))
+	if err != nil || added {
+		t.Fatalf("present subject: added=%v err=%v", added, err)
+	}
+	added, err = w.EnsureAdded(ctx, roleARN, sa("run-2"))
+	if err != nil || !added {
+		t.Fatalf("new subject: added=%v err=%v", added, err)
+	}
+	f.mu.Lock()
+	f.updateErr = errors.New("boom")
+	f.mu.Unlock()
+	added, err = w.EnsureAdded(ctx, roleARN, sa("run-3"))
+	if err == nil || added {
+		t.Fatalf("failed write: added=%v err=%v", added, err)
+	}
+}
