@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-BINARIES := irsa-broker irsactl
+BINARIES := irsa-broker irsa-sidecar irsactl
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1x
@@ -21,6 +21,9 @@ build: ## Build every binary into bin/.
 	@mkdir -p $(BIN)
 	@for b in $(BINARIES); do echo "go build ./cmd/$$b"; CGO_ENABLED=0 $(GO) build -o $(BIN)/$$b ./cmd/$$b || exit 1; done
 
+generate: ## Regenerate the plugin protocol code (needs Debian's protobuf-compiler).
+	$(GO) generate ./plugins/sdk/
+
 ##@ Quality
 test: ## Run every test with the race detector (Go, Rego, end-to-end).
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
@@ -37,7 +40,7 @@ fuzz: ## Run each fuzz target for a short while (FUZZTIME=30s).
 
 ##@ Performance
 bench: ## Run the benchmarks; figures print side by side with their baselines.
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -benchmem ./core/policy/ ./core/trust/
-	$(GO) test -run '^$$' -bench . -benchmem ./test/bench/
+	$(GO) test -run '^$$' -bench . -benchmem ./core/policy/ ./core/identity/
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) ./core/trust/ ./test/bench/ ./sidecar/...
 
-.PHONY: help demo build test lint fuzz bench
+.PHONY: help demo build generate test lint fuzz bench

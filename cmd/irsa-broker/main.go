@@ -23,6 +23,8 @@ Usage:
   irsa-broker serve [flags]    run the broker (see 'irsa-broker serve -h')
   irsa-broker dev [flags]      broker + IAM/STS simulator + dev OIDC issuer on loopback
   irsa-broker awssim [flags]   the IAM/STS simulator alone
+  irsa-broker plugin NAME      serve a built-in identity provider over the plugin protocol
+                               (started by the broker itself; not for direct use)
   irsa-broker version
 `
 
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "awssim":
 		log := hclog.New(&hclog.LoggerOptions{Name: "awssim", Output: stderr, Level: hclog.Info})
 		return awssim.RunCommand(ctx, args[1:], log)
+	case "plugin":
+		return runPlugin(ctx, args[1:], stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,8 +24,6 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/metrics"
 	"github.com/irsa-broker/irsa-broker/core/policy"
 	"github.com/irsa-broker/irsa-broker/core/trust"
-	"github.com/irsa-broker/irsa-broker/plugins/sdk"
-	"github.com/irsa-broker/irsa-broker/plugins/static"
 )
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -41,23 +38,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return serve(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
-}
-
-// identityProvider returns the configured provider. Only the built-in static
-// provider exists so far; the plugin host replaces this switch.
-func identityProvider(ctx context.Context, cfg config.Serve) (sdk.Provider, error) {
-	switch cfg.IdentityPlugin {
-	case static.Name:
-		p := static.New()
-		if cfg.IdentityConfig == "" {
-			return nil, errors.New("--identity-config (the users file) is required with the static identity provider")
-		}
-		if err := p.Load(cfg.IdentityConfig); err != nil {
-			return nil, err
-		}
-		return p, nil
-	}
-	return nil, fmt.Errorf("unknown --identity-plugin %q (available: static)", cfg.IdentityPlugin)
 }
 
 func mappingStore(cfg config.Serve, log hclog.Logger) (mapping.Store, error) {
@@ -83,10 +63,13 @@ func mappingStore(cfg config.Serve, log hclog.Logger) (mapping.Store, error) {
 
 func serve(ctx context.Context, cfg config.Serve, log hclog.Logger) error {
 	m := metrics.New()
-	prov, err := identityProvider(ctx, cfg)
+	prov, err := identity.Open(ctx, identity.PluginOptions{
+		Name: cfg.IdentityPlugin, SHA256: cfg.IdentityPluginSHA256, ConfigPath: cfg.IdentityConfig, Logger: log, Metrics: m,
+	})
 	if err != nil {
 		return err
 	}
+	defer prov.Close()
 	auth := identity.New(prov, identity.Options{TTL: cfg.IdentityCacheTTL, Logger: log, Metrics: m})
 	pol, err := policy.New(ctx, policy.Options{PolicyDir: cfg.PolicyDir, Logger: log, Registerer: m.Registry})
 	if err != nil {

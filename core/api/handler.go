@@ -203,11 +203,10 @@ func (h *handler) caller(r *http.Request) (sdk.Identity, error) {
 	return h.svc.Authenticate(r.Context(), c)
 }
 
-// decodeJSON reads exactly one JSON object into v. strict rejects unknown fields.
+// decodeJSON reads exactly one JSON object into v. strict rejects unknown
+// fields. The Content-Type is not checked: clients of the existing service
+// (curl -d among them) send JSON under other types, and the body decides.
 func decodeJSON(r *http.Request, v any, strict bool) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(ct, "json") {
-		return &requestError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json"}
-	}
 	dec := json.NewDecoder(r.Body)
 	if strict {
 		dec.DisallowUnknownFields()

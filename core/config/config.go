@@ -20,9 +20,10 @@ type Serve struct {
 	MetricsAddr    string
 	RequestTimeout time.Duration
 
-	IdentityPlugin   string
-	IdentityConfig   string
-	IdentityCacheTTL time.Duration
+	IdentityPlugin       string
+	IdentityPluginSHA256 string
+	IdentityConfig       string
+	IdentityCacheTTL     time.Duration
 
 	PolicyDir string
 
@@ -59,8 +60,9 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", ":8080", "address of the Prometheus /metrics listener (empty: off)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "upper bound on one request")
 
-	fs.StringVar(&c.IdentityPlugin, "identity-plugin", "static", "identity provider: static")
-	fs.StringVar(&c.IdentityConfig, "identity-config", "", "YAML file handed to the identity provider (static: the users file)")
+	fs.StringVar(&c.IdentityPlugin, "identity-plugin", "domino", "identity provider: domino, oidc, static (built in) or the path of a plugin binary")
+	fs.StringVar(&c.IdentityPluginSHA256, "identity-plugin-sha256", "", "expected SHA-256 (hex) of a plugin binary given by path; checked at every start")
+	fs.StringVar(&c.IdentityConfig, "identity-config", "", "YAML file handed to the identity provider's Configure; re-applied when it changes (static: the users file)")
 	fs.DurationVar(&c.IdentityCacheTTL, "identity-cache-ttl", 30*time.Second, "how long an authenticated identity is reused")
 
 	fs.StringVar(&c.PolicyDir, "policy-dir", "", "directory of Rego policies that add to or replace the defaults; watched for changes")

@@ -36,8 +36,19 @@ type Authenticator struct {
 
 	mu      sync.Mutex
 	entries map[[32]byte]entry
+	flights map[[32]byte]*flight
 
 	hits, misses prometheus.Counter
+	results      *prometheus.CounterVec
+	latency      prometheus.Histogram
+}
+
+// flight is one provider call that concurrent requests with the same
+// credential share.
+type flight struct {
+	done chan struct{}
+	id   sdk.Identity
+	err  error
 }
 
 type entry struct {
@@ -63,11 +74,23 @@ func New(p sdk.Provider, opts Options) *Authenticator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Authenticator{p: p, opts: opts, log: opts.Logger.Named("identity"), entries: map[[32]byte]entry{}}
+	a := &Authenticator{p: p, opts: opts, log: opts.Logger.Named("identity"),
+		entries: map[[32]byte]entry{}, flights: map[[32]byte]*flight{}}
 	a.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_cache_hits_total", Help: "Authentications answered from the identity cache."})
 	a.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_cache_misses_total", Help: "Authentications sent to the identity provider."})
+	a.results = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "irsa_identity_authentications_total",
+		Help: "Authentications by result (ok, unauthenticated, unavailable) and source (cache, provider).",
+	}, []string{"result", "source"})
+	a.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "irsa_identity_provider_duration_seconds",
+		Help:    "Latency of identity provider calls (cache misses).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
 	if opts.Metrics != nil {
-		opts.Metrics.Registry.MustRegister(a.hits, a.misses)
+		reg := opts.Metrics.Registry
+		a.hits, a.misses = register(reg, a.hits), register(reg, a.misses)
+		a.results, a.latency = register(reg, a.results), register(reg, a.latency)
 	}
 	return a
 }
@@ -83,9 +106,11 @@ func cacheKey(c sdk.Credentials) [32]byte {
 }
 
 // Authenticate returns the caller's identity. Errors wrap sdk.ErrUnauthenticated
-// or sdk.ErrUnavailable; they never contain the credential.
+// or sdk.ErrUnavailable; they never contain the credential. Concurrent misses
+// for one credential share a single provider call.
 func (a *Authenticator) Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error) {
 	if c.Token == "" {
+		a.results.WithLabelValues("unauthenticated", "cache").Inc()
 		return sdk.Identity{}, fmt.Errorf("%w: no credentials: send Authorization: Bearer <token> or X-Domino-Api-Key", sdk.ErrUnauthenticated)
 	}
 	key := cacheKey(c)
@@ -94,20 +119,67 @@ func (a *Authenticator) Authenticate(ctx context.Context, c sdk.Credentials) (sd
 	if e, ok := a.entries[key]; ok && now.Before(e.expires) {
 		a.mu.Unlock()
 		a.hits.Inc()
+		a.results.WithLabelValues(result(e.err), "cache").Inc()
 		return e.id, e.err
 	}
+	f, shared := a.flights[key]
+	if !shared {
+		f = &flight{done: make(chan struct{})}
+		a.flights[key] = f
+	}
 	a.mu.Unlock()
-	a.misses.Inc()
+	if shared {
+		select {
+		case <-f.done:
+			a.hits.Inc()
+			a.results.WithLabelValues(result(f.err), "cache").Inc()
+			return f.id, f.err
+		case <-ctx.Done():
+			return sdk.Identity{}, fmt.Errorf("%w: waiting for the identity provider: %w", sdk.ErrUnavailable, ctx.Err())
+		}
+	}
+	f.id, f.err = a.miss(ctx, key, c)
+	a.mu.Lock()
+	delete(a.flights, key)
+	a.mu.Unlock()
+	close(f.done)
+	a.results.WithLabelValues(result(f.err), "provider").Inc()
+	return f.id, f.err
+}
 
+func result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, sdk.ErrUnauthenticated):
+		return "unauthenticated"
+	}
+	return "unavailable"
+}
+
+// miss asks the provider and caches its answer: identities for TTL (or until
+// they expire, if sooner), rejections for NegativeTTL, outages not at all.
+func (a *Authenticator) miss(ctx context.Context, key [32]byte, c sdk.Credentials) (sdk.Identity, error) {
+	a.misses.Inc()
 	m := a.opts.Metrics
 	if m != nil {
 		m.QueryPrincipal.Inc()
 		m.QueryOrgMembership.Inc()
 	}
+	start := time.Now()
 	id, err := a.p.Authenticate(ctx, c)
+	a.latency.Observe(time.Since(start).Seconds())
+	now := a.opts.Now()
+	if err == nil && !id.Expiry.IsZero() && !now.Before(id.Expiry) {
+		err = fmt.Errorf("%w: the credential expired at %s", sdk.ErrUnauthenticated, id.Expiry.UTC().Format(time.RFC3339))
+	}
 	switch {
 	case err == nil:
-		a.store(key, entry{id: id, expires: now.Add(a.opts.TTL)}, a.opts.TTL)
+		expires := now.Add(a.opts.TTL)
+		if !id.Expiry.IsZero() && id.Expiry.Before(expires) {
+			expires = id.Expiry
+		}
+		a.store(key, entry{id: id, expires: expires}, a.opts.TTL)
 		return id, nil
 	case errors.Is(err, sdk.ErrUnauthenticated):
 		if m != nil {
@@ -122,7 +194,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, c sdk.Credentials) (sd
 		}
 		a.log.Warn("identity provider failed", "error", err)
 		if !errors.Is(err, sdk.ErrUnavailable) {
-			err = fmt.Errorf("%w: %v", sdk.ErrUnavailable, err)
+			err = fmt.Errorf("%w: %w", sdk.ErrUnavailable, err)
 		}
 		return sdk.Identity{}, err
 	}

@@ -63,7 +63,7 @@ func NewConfigMapStore(client kubernetes.Interface, namespace, name string, log 
 		name:      name,
 		log:       log.Named("mapping-configmap").With("configmap", namespace+"/"+name),
 		// Enough attempts, with jitter, for a handful of concurrent writers.
-		backoff: wait.Backoff{Steps: 1, Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 1.0, Cap: time.Second},
+		backoff: wait.Backoff{Steps: 10, Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 1.0, Cap: time.Second},
 	}
 }
 

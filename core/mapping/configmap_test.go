@@ -15,7 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -181,17 +183,11 @@ func TestConfigMapStoreRacingPuts(t *testing.T) {
 	cs, conflicts := versionedClientCounting(&corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "ns", ResourceVersion: "1"},
 	})
-	var barrier sync.WaitGroup
-	barrier.Add(2)
-	var gets atomic.Int32
-	cs.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
-		if gets.Add(1) <= 2 {
-			barrier.Done()
-			barrier.Wait()
-		}
-		return false, nil, nil
-	})
-	s := NewConfigMapStore(cs, "ns", "cm", nil)
+	// The fake runs reactors under one lock, so the barrier sits in a client
+	// wrapper instead, after the real Get has returned.
+	barrier := &getBarrier{}
+	barrier.wg.Add(2)
+	s := NewConfigMapStore(barrierClient{cs, barrier}, "ns", "cm", nil)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -219,3 +215,43 @@ func TestConfigMapStoreRacingPuts(t *testing.T) {
 		t.Fatalf("org-b lost: %v", got)
 	}
 }
+
+// getBarrier holds the first two ConfigMap Gets until both have returned.
+type getBarrier struct {
+	wg   sync.WaitGroup
+	gets atomic.Int32
+}
+
+type barrierClient struct {
+	*fake.Clientset
+	b *getBarrier
+}
+
+func (c barrierClient) CoreV1() typedcorev1.CoreV1Interface {
+	return barrierCore{c.Clientset.CoreV1(), c.b}
+}
+
+type barrierCore struct {
+	typedcorev1.CoreV1Interface
+	b *getBarrier
+}
+
+func (c barrierCore) ConfigMaps(ns string) typedcorev1.ConfigMapInterface {
+	return barrierCMs{c.CoreV1Interface.ConfigMaps(ns), c.b}
+}
+
+type barrierCMs struct {
+	typedcorev1.ConfigMapInterface
+	b *getBarrier
+}
+
+func (c barrierCMs) Get(ctx context.Context, name string, o metav1.GetOptions) (*corev1.ConfigMap, error) {
+	cm, err := c.ConfigMapInterface.Get(ctx, name, o)
+	if c.b.gets.Add(1) <= 2 {
+		c.b.wg.Done()
+		c.b.wg.Wait()
+	}
+	return cm, err
+}
+
+var _ kubernetes.Interface = barrierClient{}

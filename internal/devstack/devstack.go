@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/trust"
 	"github.com/irsa-broker/irsa-broker/examples"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
+	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 	"github.com/irsa-broker/irsa-broker/plugins/static"
 )
 
@@ -51,12 +53,19 @@ var ExampleRoles = map[string]string{
 // Options configure the stack.
 type Options struct {
 	Addr, AWSAddr string // default 127.0.0.1:6000 and 127.0.0.1:4566; port 0 picks one
-	IdentityFile  string // users YAML; empty: examples/dev-users.yaml
-	PolicyDir     string
-	Empty         bool // no seeded mappings
-	AccessKeyID   string
-	SecretKey     string
-	Logger        hclog.Logger
+	IdentityFile  string // users YAML of the static provider; empty: examples/dev-users.yaml
+	// IdentityPlugin, when set, runs the identity provider as a plugin
+	// process (built-in name or binary path) through the plugin protocol, as
+	// `serve` does; empty runs the static provider in-process (tests).
+	IdentityPlugin       string
+	IdentityPluginSHA256 string
+	// IdentityConfig is the YAML file handed to the plugin (default: IdentityFile).
+	IdentityConfig string
+	PolicyDir      string
+	Empty          bool // no seeded mappings
+	AccessKeyID    string
+	SecretKey      string
+	Logger         hclog.Logger
 	// DeniedIAMActions are refused to the broker's IAM key (tests of IAM refusals),
 	// e.g. "iam:UpdateAssumeRolePolicy".
 	DeniedIAMActions []string
@@ -133,26 +142,13 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, fmt.Errorf("seed simulator: %w", err)
 	}
 
-	// Identity: the static provider.
-	prov := static.New()
-	users := examples.DevUsers
-	if o.IdentityFile != "" {
-		err = prov.Load(o.IdentityFile)
-	} else {
-		err = prov.Configure(ctx, users)
-	}
+	s.Metrics = metrics.New()
+	prov, err := s.identityProvider(ctx, o)
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	if o.IdentityFile == "" {
-		f, _ := static.Parse(users)
-		s.Users = f.Users
-	} else if f, err := readUsers(o.IdentityFile); err == nil {
-		s.Users = f.Users
-	}
 
-	s.Metrics = metrics.New()
 	pol, err := policy.New(ctx, policy.Options{PolicyDir: o.PolicyDir, Logger: log, Registerer: s.Metrics.Registry})
 	if err != nil {
 		closeAll()
@@ -216,6 +212,49 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.errc <- api.Serve(ctx, api.ServerOptions{Listener: awsLn, Handler: s.Sim, Logger: log, ShutdownTimeout: 5 * time.Second})
 	}()
 	return s, nil
+}
+
+// identityProvider is the static provider in-process, or the configured
+// plugin through the plugin host. It also fills s.Users for the banner.
+func (s *Stack) identityProvider(ctx context.Context, o Options) (sdk.Provider, error) {
+	users := examples.DevUsers
+	if o.IdentityFile != "" {
+		b, err := os.ReadFile(o.IdentityFile)
+		if err != nil {
+			return nil, fmt.Errorf("identity file: %w", err)
+		}
+		users = b
+	}
+	if f, err := static.Parse(users); err == nil {
+		s.Users = f.Users
+	}
+	if o.IdentityPlugin == "" {
+		p := static.New()
+		if o.IdentityFile != "" {
+			return p, p.Load(o.IdentityFile)
+		}
+		return p, p.Configure(ctx, users)
+	}
+	po := identity.PluginOptions{Name: o.IdentityPlugin, SHA256: o.IdentityPluginSHA256, Logger: o.Logger, Metrics: s.Metrics}
+	switch {
+	case o.IdentityConfig != "":
+		po.ConfigPath = o.IdentityConfig
+	case o.IdentityPlugin == static.Name && o.IdentityFile != "":
+		po.ConfigPath = o.IdentityFile
+	case o.IdentityPlugin == static.Name:
+		po.Config = users
+	default:
+		s.Users = nil // the banner's users are the static provider's only
+	}
+	p, err := identity.Open(ctx, po)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		<-ctx.Done()
+		p.Close()
+	}()
+	return p, nil
 }
 
 // Wait blocks until both servers stopped.

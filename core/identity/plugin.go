@@ -1,0 +1,649 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/plugins/builtin"
+	"github.com/irsa-broker/irsa-broker/plugins/sdk"
+)
+
+// PluginOptions say which identity provider to run and how.
+type PluginOptions struct {
+	// Name is a built-in provider (domino, oidc, static), served by
+	// re-executing the broker as `irsa-broker plugin NAME`, or the path of a
+	// third-party plugin binary (anything containing a path separator).
+	Name string
+	// SHA256 pins a third-party binary: hex SHA-256 of the file, checked at
+	// every (re)start. Ignored for built-ins.
+	SHA256 string
+	// Config is the YAML handed to the provider's Configure.
+	Config []byte
+	// ConfigPath, instead of Config, names a YAML file: read at start and
+	// handed to the running provider again whenever it changes (a broken
+	// version is logged and the previous one stays).
+	ConfigPath string
+	// Executable is the broker binary that serves the built-ins (default:
+	// os.Executable()).
+	Executable string
+	// Builtins are the names Executable serves (default builtin.Names()).
+	Builtins []string
+	Logger   hclog.Logger
+	Metrics  *metrics.Metrics
+	// CallTimeout bounds every call into the plugin (default 5s).
+	CallTimeout time.Duration
+	// StartTimeout bounds starting and configuring the plugin (default 20s).
+	StartTimeout time.Duration
+	// HealthInterval is how often the plugin is probed, and ConfigPath
+	// checked for changes (default 5s).
+	HealthInterval time.Duration
+	// MinBackoff and MaxBackoff bound the delay between restarts of a
+	// crashed plugin (defaults 200ms and 30s; it doubles per failed start).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Plugin is an identity provider running in a child process. It implements
+// sdk.Provider, so it plugs into New; while the child is down (crashed, hung,
+// restarting) calls fail at once with an *UnavailableError instead of waiting.
+type Plugin struct {
+	o        PluginOptions
+	log      hclog.Logger
+	builtin  bool
+	checksum []byte
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	kick   chan struct{}
+
+	mu       sync.RWMutex
+	cur      *instance
+	config   []byte
+	cfgStamp fileStamp
+	downErr  error
+	retryAt  time.Time
+	info     sdk.Info
+
+	up       prometheus.Gauge
+	restarts prometheus.Counter
+	calls    *prometheus.HistogramVec
+}
+
+var _ sdk.Provider = (*Plugin)(nil)
+
+// UnavailableError is returned while the plugin process is down. It wraps
+// sdk.ErrUnavailable; RetryAfter is when the next restart is due.
+type UnavailableError struct {
+	Name       string
+	RetryAfter time.Duration
+	Cause      error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("identity plugin %s is restarting (retry in %s): %v", e.Name, e.RetryAfter.Round(time.Millisecond), e.Cause)
+}
+
+func (e *UnavailableError) Unwrap() []error { return []error{sdk.ErrUnavailable, e.Cause} }
+
+// instance is one run of the child process.
+type instance struct {
+	client *plugin.Client
+	prov   sdk.Provider
+	pid    int
+	exited chan struct{} // closed once stopped; releases the thread that started it
+	once   sync.Once
+}
+
+// Open starts the plugin, negotiates the protocol, hands it its config and
+// supervises it until Close. A plugin that cannot start or rejects its
+// config is an error here (invalid config wraps sdk.ErrInvalidConfig); once
+// running, a crash is repaired by restarts with backoff.
+func Open(ctx context.Context, o PluginOptions) (*Plugin, error) {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 5 * time.Second
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 20 * time.Second
+	}
+	if o.HealthInterval <= 0 {
+		o.HealthInterval = 5 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(30*time.Second, o.MinBackoff)
+	}
+	if o.Builtins == nil {
+		o.Builtins = builtin.Names()
+	}
+	p := &Plugin{o: o, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if err := p.resolve(); err != nil {
+		return nil, err
+	}
+	p.log = o.Logger.Named("identity-plugin").With("plugin", p.displayName())
+	p.config = o.Config
+	if o.ConfigPath != "" {
+		if o.Config != nil {
+			return nil, fmt.Errorf("%w: identity plugin: set Config or ConfigPath, not both", sdk.ErrInvalidConfig)
+		}
+		b, st, err := readStamped(o.ConfigPath)
+		if err != nil {
+			return nil, fmt.Errorf("%w: identity config: %w", sdk.ErrInvalidConfig, err)
+		}
+		p.config, p.cfgStamp = b, st
+	}
+	p.registerMetrics(o.Metrics)
+
+	sctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+	defer cancel()
+	inst, err := p.start(sctx)
+	if err != nil {
+		return nil, err
+	}
+	p.setUp(inst)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	go p.supervise()
+	return p, nil
+}
+
+func (p *Plugin) displayName() string {
+	if p.builtin {
+		return p.o.Name
+	}
+	return filepath.Base(p.o.Name)
+}
+
+// resolve decides between a built-in and a binary, and checks the binary.
+func (p *Plugin) resolve() error {
+	o := &p.o
+	if o.Name == "" {
+		return fmt.Errorf("%w: identity plugin: a name (%s) or a path is required", sdk.ErrInvalidConfig, strings.Join(o.Builtins, ", "))
+	}
+	if !strings.ContainsRune(o.Name, os.PathSeparator) && !strings.ContainsRune(o.Name, '/') {
+		if !slices.Contains(o.Builtins, o.Name) {
+			return fmt.Errorf("%w: identity plugin %q is not built in (built in: %s); give a path for a third-party plugin",
+				sdk.ErrInvalidConfig, o.Name, strings.Join(o.Builtins, ", "))
+		}
+		p.builtin = true
+		if o.Executable == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("identity plugin: locating the broker binary: %w", err)
+			}
+			o.Executable = exe
+		}
+		return nil
+	}
+	abs, err := filepath.Abs(o.Name)
+	if err != nil {
+		return fmt.Errorf("%w: identity plugin path: %w", sdk.ErrInvalidConfig, err)
+	}
+	o.Name = abs
+	st, err := os.Stat(abs)
+	if err != nil {
+		return fmt.Errorf("%w: identity plugin: %w", sdk.ErrInvalidConfig, err)
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%w: identity plugin %s is not an executable file", sdk.ErrInvalidConfig, abs)
+	}
+	if o.SHA256 != "" {
+		sum, err := hex.DecodeString(strings.TrimSpace(o.SHA256))
+		if err != nil || len(sum) != sha256.Size {
+			return fmt.Errorf("%w: identity plugin sha256: want 64 hex digits", sdk.ErrInvalidConfig)
+		}
+		p.checksum = sum
+		if err := verifyChecksum(abs, sum); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func verifyChecksum(path string, want []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: identity plugin: %w", sdk.ErrInvalidConfig, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("%w: identity plugin: %w", sdk.ErrInvalidConfig, err)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: identity plugin %s: sha256 is %x, pinned %x", sdk.ErrInvalidConfig, path, got, want)
+	}
+	return nil
+}
+
+func (p *Plugin) command() *exec.Cmd {
+	var cmd *exec.Cmd
+	if p.builtin {
+		cmd = exec.Command(p.o.Executable, "plugin", p.o.Name)
+	} else {
+		cmd = exec.Command(p.o.Name)
+	}
+	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+levelName(p.o.Logger))
+	dieWithParent(cmd)
+	return cmd
+}
+
+func levelName(l hclog.Logger) string {
+	switch {
+	case l.IsTrace():
+		return "trace"
+	case l.IsDebug():
+		return "debug"
+	case l.IsInfo():
+		return "info"
+	case l.IsWarn():
+		return "warn"
+	}
+	return "error"
+}
+
+// start runs one instance: process, handshake, Info and Configure.
+func (p *Plugin) start(ctx context.Context) (*instance, error) {
+	p.mu.RLock()
+	config := p.config
+	p.mu.RUnlock()
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.VersionedPlugins(nil),
+		Cmd:              p.command(),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           p.log,
+		AutoMTLS:         true,
+		StartTimeout:     p.o.StartTimeout,
+	}
+	if p.checksum != nil {
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: p.checksum, Hash: sha256.New()}
+	}
+	inst := &instance{client: plugin.NewClient(cfg), exited: make(chan struct{})}
+	if err := startOnLockedThread(inst); err != nil {
+		inst.stop(false)
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return nil, fmt.Errorf("%w: identity plugin %s: %w", sdk.ErrInvalidConfig, p.displayName(), err)
+		}
+		return nil, fmt.Errorf("%w: starting identity plugin %s: %w", sdk.ErrUnavailable, p.displayName(), err)
+	}
+	if rc := inst.client.ReattachConfig(); rc != nil {
+		inst.pid = rc.Pid
+	}
+	fail := func(err error) (*instance, error) {
+		inst.stop(false)
+		return nil, err
+	}
+	rpc, err := inst.client.Client()
+	if err != nil {
+		return fail(fmt.Errorf("%w: identity plugin %s: %w", sdk.ErrUnavailable, p.displayName(), err))
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		return fail(fmt.Errorf("%w: identity plugin %s: %w", sdk.ErrUnavailable, p.displayName(), err))
+	}
+	prov, ok := raw.(sdk.Provider)
+	if !ok {
+		return fail(fmt.Errorf("identity plugin %s: dispensed %T", p.displayName(), raw))
+	}
+	inst.prov = prov
+	info, err := prov.Info(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("identity plugin %s: Info: %w", p.displayName(), err))
+	}
+	if err := prov.Configure(ctx, config); err != nil {
+		return fail(fmt.Errorf("identity plugin %s: Configure: %w", p.displayName(), err))
+	}
+	p.mu.Lock()
+	p.info = info
+	p.mu.Unlock()
+	p.log.Info("identity plugin started", "pid", inst.pid, "provider", info.Name, "version", info.Version,
+		"protocol", inst.client.NegotiatedVersion())
+	return inst, nil
+}
+
+// startOnLockedThread starts the child from a goroutine locked to its OS
+// thread that stays until the child is stopped: Linux delivers the
+// parent-death signal when the *thread* that forked the child exits, so that
+// thread must live exactly as long as the child.
+func startOnLockedThread(inst *instance) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		_, err := inst.client.Start()
+		errc <- err
+		if err == nil {
+			<-inst.exited
+		}
+	}()
+	return <-errc
+}
+
+// stop ends the instance: gracefully (ask, then kill after 2s) or at once.
+func (in *instance) stop(graceful bool) {
+	in.once.Do(func() {
+		defer close(in.exited)
+		kill := func() {
+			if in.pid > 0 && !in.client.Exited() {
+				if proc, err := os.FindProcess(in.pid); err == nil {
+					_ = proc.Kill()
+				}
+			}
+		}
+		if !graceful {
+			kill()
+		}
+		done := make(chan struct{})
+		go func() { in.client.Kill(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second): // a hung child ignores the polite shutdown
+			kill()
+			<-done
+		}
+	})
+}
+
+func (p *Plugin) setUp(inst *instance) {
+	p.mu.Lock()
+	p.cur, p.downErr = inst, nil
+	p.mu.Unlock()
+	p.up.Set(1)
+}
+
+func (p *Plugin) setDown(err error, retryIn time.Duration) {
+	p.mu.Lock()
+	p.cur, p.downErr, p.retryAt = nil, err, time.Now().Add(retryIn)
+	p.mu.Unlock()
+	p.up.Set(0)
+}
+
+// live returns the running instance or, while there is none, the error to answer with.
+func (p *Plugin) live() (*instance, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.cur != nil {
+		return p.cur, nil
+	}
+	if p.downErr == nil { // closed
+		return nil, fmt.Errorf("%w: identity plugin %s is closed", sdk.ErrUnavailable, p.displayName())
+	}
+	return nil, &UnavailableError{Name: p.displayName(), RetryAfter: max(time.Until(p.retryAt), 0), Cause: p.downErr}
+}
+
+// supervise probes the child, restarts it with backoff when it is gone and
+// re-reads ConfigPath, until Close.
+func (p *Plugin) supervise() {
+	defer close(p.done)
+	backoff := p.o.MinBackoff
+	timer := time.NewTimer(p.o.HealthInterval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			p.mu.Lock()
+			inst := p.cur
+			p.cur, p.downErr = nil, nil
+			p.mu.Unlock()
+			p.up.Set(0)
+			if inst != nil {
+				inst.stop(true)
+			}
+			return
+		case <-timer.C:
+		case <-p.kick:
+		}
+		p.mu.RLock()
+		inst := p.cur
+		p.mu.RUnlock()
+		next := p.o.HealthInterval
+		if inst != nil {
+			if err := p.probe(inst); err != nil {
+				p.log.Error("identity plugin is down; restarting", "pid", inst.pid, "error", err)
+				p.setDown(err, backoff)
+				inst.stop(false)
+				next = backoff
+			} else {
+				p.reloadConfig(inst)
+			}
+		} else {
+			ctx, cancel := context.WithTimeout(p.ctx, p.o.StartTimeout)
+			fresh, err := p.start(ctx)
+			cancel()
+			if err != nil {
+				backoff = min(backoff*2, p.o.MaxBackoff)
+				p.log.Error("identity plugin restart failed", "error", err, "retry_in", backoff)
+				p.setDown(err, backoff)
+				next = backoff
+			} else {
+				p.restarts.Inc()
+				p.setUp(fresh)
+				backoff = p.o.MinBackoff
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// probe checks that the child lives and answers within CallTimeout.
+func (p *Plugin) probe(inst *instance) error {
+	if inst.client.Exited() {
+		return errors.New("the plugin process exited")
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.o.CallTimeout)
+	defer cancel()
+	if _, err := inst.prov.Info(ctx); err != nil {
+		return fmt.Errorf("health check: %w", err)
+	}
+	return nil
+}
+
+func (p *Plugin) reloadConfig(inst *instance) {
+	if p.o.ConfigPath == "" {
+		return
+	}
+	st, err := stamp(p.o.ConfigPath)
+	p.mu.RLock()
+	same := st == p.cfgStamp
+	p.mu.RUnlock()
+	if err != nil || same {
+		return
+	}
+	b, st, err := readStamped(p.o.ConfigPath)
+	if err != nil {
+		p.log.Error("identity config not reloaded", "path", p.o.ConfigPath, "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.o.CallTimeout)
+	defer cancel()
+	p.mu.Lock()
+	p.cfgStamp = st // a broken version is reported once, not at every tick
+	p.mu.Unlock()
+	if err := inst.prov.Configure(ctx, b); err != nil {
+		p.log.Error("identity config rejected; the previous one stays", "path", p.o.ConfigPath, "error", err)
+		return
+	}
+	p.mu.Lock()
+	p.config = b
+	p.mu.Unlock()
+	p.log.Info("identity config reloaded", "path", p.o.ConfigPath)
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stamp(path string) (fileStamp, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{st.ModTime(), st.Size()}, nil
+}
+
+func readStamped(path string) ([]byte, fileStamp, error) {
+	st, err := stamp(path)
+	if err != nil {
+		return nil, st, err
+	}
+	b, err := os.ReadFile(path)
+	return b, st, err
+}
+
+// call runs fn against the live instance with the per-call timeout and
+// records its latency; an outage wakes the supervisor at once.
+func (p *Plugin) call(ctx context.Context, method string, fn func(context.Context, sdk.Provider) error) error {
+	inst, err := p.live()
+	if err != nil {
+		p.calls.WithLabelValues(method, "down").Observe(0)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.o.CallTimeout)
+	defer cancel()
+	start := time.Now()
+	err = fn(ctx, inst.prov)
+	p.calls.WithLabelValues(method, outcome(err)).Observe(time.Since(start).Seconds())
+	if errors.Is(err, sdk.ErrUnavailable) {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, sdk.ErrUnauthenticated):
+		return "unauthenticated"
+	case errors.Is(err, sdk.ErrInvalidConfig):
+		return "invalid_config"
+	case errors.Is(err, sdk.ErrUnavailable):
+		return "unavailable"
+	}
+	return "error"
+}
+
+// Info asks the running plugin (a health check as well).
+func (p *Plugin) Info(ctx context.Context) (sdk.Info, error) {
+	var info sdk.Info
+	err := p.call(ctx, "info", func(ctx context.Context, prov sdk.Provider) (err error) {
+		info, err = prov.Info(ctx)
+		return err
+	})
+	return info, err
+}
+
+// Configure reconfigures the running plugin; later restarts use the new config.
+func (p *Plugin) Configure(ctx context.Context, config []byte) error {
+	err := p.call(ctx, "configure", func(ctx context.Context, prov sdk.Provider) error {
+		return prov.Configure(ctx, config)
+	})
+	if err == nil {
+		p.mu.Lock()
+		p.config = config
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// Authenticate asks the running plugin who presented creds.
+func (p *Plugin) Authenticate(ctx context.Context, creds sdk.Credentials) (sdk.Identity, error) {
+	var id sdk.Identity
+	err := p.call(ctx, "authenticate", func(ctx context.Context, prov sdk.Provider) (err error) {
+		id, err = prov.Authenticate(ctx, creds)
+		return err
+	})
+	return id, err
+}
+
+// Healthy reports whether the plugin runs and answers.
+func (p *Plugin) Healthy(ctx context.Context) error {
+	_, err := p.Info(ctx)
+	return err
+}
+
+// Describe is what the plugin said about itself when it last started.
+func (p *Plugin) Describe() sdk.Info {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.info
+}
+
+// PID is the child's process id (0 while it is down).
+func (p *Plugin) PID() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.cur == nil {
+		return 0
+	}
+	return p.cur.pid
+}
+
+// Close stops the supervisor and the child (politely, then by force) and
+// waits for both.
+func (p *Plugin) Close() error {
+	p.cancel()
+	<-p.done
+	return nil
+}
+
+func (p *Plugin) registerMetrics(m *metrics.Metrics) {
+	p.up = prometheus.NewGauge(prometheus.GaugeOpts{Name: "irsa_identity_plugin_up", Help: "1 while the identity plugin process runs and answers."})
+	p.restarts = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_plugin_restarts_total", Help: "Restarts of the identity plugin after a crash or a failed health check."})
+	p.calls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "irsa_identity_plugin_call_duration_seconds",
+		Help:    "Latency of calls into the identity plugin by method and outcome (down: answered without calling, the plugin is restarting).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"method", "outcome"})
+	if m != nil {
+		p.up = register(m.Registry, p.up)
+		p.restarts = register(m.Registry, p.restarts)
+		p.calls = register(m.Registry, p.calls)
+	}
+}
+
+// register registers c, or returns the collector already registered under
+// its name (two hosts on one registry in tests, a reopened plugin).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}

@@ -1,0 +1,2 @@
+// Package policy decides, with Rego policies (OPA), which role pairs a workload may assume and who may run admin actions.
+package policy
