@@ -219,6 +219,8 @@ func decodeJSON(r *http.Request, v any, strict bool) error {
 			return err
 		case errors.Is(err, io.EOF):
 			return badRequest("invalid_json", "request body is empty; send a JSON object")
+		case errors.As(err, &te) && te.Field == "":
+			return badRequest("invalid_json", "request body must be a JSON object")
 		case errors.As(err, &te):
 			return badRequest("invalid_field", fmt.Sprintf("field %q must be a %s", te.Field, te.Type.String()))
 		default:

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"sync"
 
+	"github.com/hashicorp/go-hclog"
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
@@ -47,19 +49,39 @@ type File struct {
 type Config struct {
 	UsersFile string `json:"users_file,omitempty"`
 	Users     []User `json:"users,omitempty"`
+	// Watch reloads users_file when it changes (default true).
+	Watch *bool `json:"watch,omitempty"`
 }
 
 // Provider authenticates callers against a fixed list of users.
 type Provider struct {
+	log hclog.Logger
+
 	mu    sync.RWMutex
 	users map[[32]byte]User // by SHA-256 of the token
 	path  string
+
+	watchMu   sync.Mutex
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 var _ sdk.Provider = (*Provider)(nil)
 
+// Option tunes New.
+type Option func(*Provider)
+
+// WithLogger sets the logger (reloads and their failures are logged).
+func WithLogger(log hclog.Logger) Option { return func(p *Provider) { p.log = log } }
+
 // New returns an unconfigured provider; Configure or Load gives it users.
-func New() *Provider { return &Provider{} }
+func New(opts ...Option) *Provider {
+	p := &Provider{log: hclog.NewNullLogger()}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
 
 // Info implements sdk.Provider.
 func (p *Provider) Info(context.Context) (sdk.Info, error) {
@@ -67,19 +89,31 @@ func (p *Provider) Info(context.Context) (sdk.Info, error) {
 }
 
 // Configure implements sdk.Provider. The config may be a Config (users_file or
-// users) or directly a users File.
+// users) or directly a users File. A users_file is watched and reloaded when
+// it changes, unless watch is false; Close stops the watch.
 func (p *Provider) Configure(_ context.Context, raw []byte) error {
 	var c Config
 	if err := yaml.UnmarshalStrict(raw, &c); err != nil {
 		return fmt.Errorf("%w: static: %v", sdk.ErrInvalidConfig, err)
 	}
-	if c.UsersFile != "" && len(c.Users) > 0 {
+	if c.UsersFile != "" && c.Users != nil {
 		return fmt.Errorf("%w: static: set users_file or users, not both", sdk.ErrInvalidConfig)
 	}
-	if c.UsersFile != "" {
-		return p.Load(c.UsersFile)
+	if c.UsersFile == "" && c.Users == nil {
+		return fmt.Errorf("%w: static: users_file or users is required", sdk.ErrInvalidConfig)
 	}
-	return p.set(File{Users: c.Users}, "")
+	if c.UsersFile == "" {
+		p.stopWatching()
+		return p.set(File{Users: c.Users}, "")
+	}
+	if err := p.Load(c.UsersFile); err != nil {
+		return err
+	}
+	p.stopWatching()
+	if c.Watch == nil || *c.Watch {
+		return p.startWatching(c.UsersFile)
+	}
+	return nil
 }
 
 // Load reads a users file and remembers its path for Reload.
@@ -182,6 +216,6 @@ func (p *Provider) Authenticate(_ context.Context, c sdk.Credentials) (sdk.Ident
 		Organizations: append([]string(nil), found.Organizations...),
 		Groups:        append([]string(nil), found.Groups...),
 		Admin:         found.Admin,
-		Attributes:    found.Attributes,
+		Attributes:    maps.Clone(found.Attributes),
 	}, nil
 }
