@@ -47,6 +47,19 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          o.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
+	// Connections that never sent a request (a client's spare dial) would hold
+	// up Shutdown for 5s; they are closed at once when shutting down.
+	var connMu sync.Mutex
+	fresh := map[net.Conn]bool{}
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		connMu.Lock()
+		defer connMu.Unlock()
+		if st == http.StateNew {
+			fresh[c] = true
+		} else {
+			delete(fresh, c)
+		}
+	}
 	ln := o.Listener
 	if ln == nil {
 		var err error
@@ -79,7 +92,15 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	shutdownErr := make(chan error, 1)
+	go func() { shutdownErr <- srv.Shutdown(sctx) }()
+	connMu.Lock()
+	for c := range fresh {
+		c.Close()
+	}
+	connMu.Unlock()
+	if err := <-shutdownErr; err != nil {
+		srv.Close()
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -396,7 +396,9 @@ func (e *Engine) Allow(ctx context.Context, in Input) (bool, error) {
 		e.dlog.Error("decision failed", e.decisionFields(id, "allow", in, c.revision, elapsed, "error", err)...)
 		return false, fmt.Errorf("policy decision %s: %w", id, err)
 	}
-	e.dlog.Info("decision", e.decisionFields(id, "allow", in, c.revision, elapsed, "allowed", allowed)...)
+	if e.dlog.IsInfo() {
+		e.dlog.Info("decision", e.decisionFields(id, "allow", in, c.revision, elapsed, "allowed", allowed)...)
+	}
 	return allowed, nil
 }
 

@@ -1,0 +1,2 @@
+// Package policies embeds the broker's default Rego policies and their tests.
+package policies

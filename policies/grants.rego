@@ -1,0 +1,15 @@
+# The default grants policy: a user may assume every role pair mapped to every
+# Domino organization they belong to (the behaviour of the existing service).
+#
+# input.identity.organizations: the caller's organizations (docs/policies.md).
+# data.mappings: {org: [pair, ...]} (always a list), where each pair is
+#   {"org", "iam_role_arn", "proxy_iam_role_arn", "update_iam_role_trust_policy"}.
+# A pair carries its org, so it already has the shape of a grant: passing it
+# through, rather than building a new object, keeps a decision cheap.
+package irsa.grants
+
+# grants is the set of role pairs the workload may assume.
+grants contains pair if {
+	some org in input.identity.organizations
+	some pair in data.mappings[org]
+}
