@@ -111,6 +111,11 @@ func TestMapThenAssume(t *testing.T) {
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("Content-Type = %q", ct)
 	}
+	for _, accept := range []string{"*/*", "text/plain, application/json"} {
+		if again := call(t, st, "POST", "/map_iam_roles_to_pod_sa", alice, `{"run_id":"run1"}`, "Accept", accept); again.body != r.body {
+			t.Errorf("Accept %q: got %q", accept, again.body)
+		}
+	}
 	want, err := os.ReadFile("testdata/alice-run1.config.golden")
 	if err != nil {
 		t.Fatal(err)

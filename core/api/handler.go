@@ -237,8 +237,11 @@ func decodeJSON(r *http.Request, v any, strict bool) error {
 	return nil
 }
 
+// wantsJSON: the client asked for JSON and did not also accept plain text
+// (legacy clients send */* or text/plain and get the legacy text).
 func wantsJSON(r *http.Request) bool {
-	return strings.Contains(r.Header.Get("Accept"), "application/json")
+	a := r.Header.Get("Accept")
+	return strings.Contains(a, "application/json") && !strings.Contains(a, "text/plain")
 }
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
