@@ -167,6 +167,17 @@ func (h *handler) limits(next http.Handler) http.Handler {
 	})
 }
 
+// handlerFunc is a handler that returns its error; handle writes it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (h *handler) handle(fn handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			h.fail(w, r, err)
+		}
+	}
+}
+
 // fail writes err as a JSON error and logs it with its detail.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := classify(err)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -12,18 +13,19 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
 // legacyRoutes are the routes of the existing service, with its shapes.
 func (h *handler) legacyRoutes(r chi.Router) {
-	r.Post("/map_iam_roles_to_pod_sa", h.mapRoles)
-	r.Get("/my_role_mappings", h.myRoleMappings)
-	r.Get("/role_mappings", h.roleMappings)
-	r.Post("/update_role_mapping", h.updateRoleMapping)
-	r.Post("/update_multirole_mapping", h.updateMultiroleMapping)
-	r.Delete("/delete_role_mapping", h.deleteRoleMapping)
-	r.Post("/service_account", h.serviceAccount(true))
-	r.Delete("/service_account", h.serviceAccount(false))
+	r.Post("/map_iam_roles_to_pod_sa", h.handle(h.mapRoles))
+	r.Get("/my_role_mappings", h.handle(h.myRoleMappings))
+	r.Get("/role_mappings", h.handle(h.roleMappings))
+	r.Post("/update_role_mapping", h.handle(h.updateRoleMapping))
+	r.Post("/update_multirole_mapping", h.handle(h.updateMultiroleMapping))
+	r.Delete("/delete_role_mapping", h.handle(h.deleteRoleMapping))
+	r.Post("/service_account", h.handle(h.serviceAccount(true)))
+	r.Delete("/service_account", h.handle(h.serviceAccount(false)))
 }
 
 // mapRequest is the body of POST /map_iam_roles_to_pod_sa and /v2/map.
@@ -50,20 +52,17 @@ type profileJSON struct {
 	ProxyRoleARN  string `json:"proxy_iam_role_arn"`
 }
 
-func (h *handler) doMap(w http.ResponseWriter, r *http.Request, dryRun, textByDefault bool) {
+func (h *handler) doMap(w http.ResponseWriter, r *http.Request, dryRun, textByDefault bool) error {
 	id, err := h.caller(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	var body mapRequest
 	if err := decodeJSON(r, &body, !textByDefault); err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	if body.RunID == nil {
-		h.fail(w, r, badRequest("missing_field", "run_id is required"))
-		return
+		return badRequest("missing_field", "run_id is required")
 	}
 	wt := ""
 	if body.WorkloadType != nil {
@@ -74,13 +73,12 @@ func (h *handler) doMap(w http.ResponseWriter, r *http.Request, dryRun, textByDe
 		PodToken: r.Header.Get(HeaderPodToken), RequestID: RequestID(r.Context()),
 	})
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	if textByDefault && !wantsJSON(r) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, res.Config.Text)
-		return
+		return nil
 	}
 	out := mapResponse{Config: res.Config.Text, Grants: res.Grants, Subject: res.Subject, Workload: res.Workload.Workload, DecisionID: res.DecisionID, DryRun: dryRun}
 	if out.Grants == nil {
@@ -91,9 +89,12 @@ func (h *handler) doMap(w http.ResponseWriter, r *http.Request, dryRun, textByDe
 		out.Profiles = append(out.Profiles, profileJSON{Name: p.Name, SourceProfile: p.SourceProfile, AssetRoleARN: p.AssetRoleARN, ProxyRoleARN: p.ProxyRoleARN})
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (h *handler) mapRoles(w http.ResponseWriter, r *http.Request) { h.doMap(w, r, false, true) }
+func (h *handler) mapRoles(w http.ResponseWriter, r *http.Request) error {
+	return h.doMap(w, r, false, true)
+}
 
 // legacyGrouped shows grants the way the legacy GETs show mappings: one object
 // per org, or a list for orgs with several pairs or written as multi-role.
@@ -110,167 +111,148 @@ func legacyGrouped(grants []policy.Grant, snap mapping.Snapshot) map[string]any 
 	return out
 }
 
-func (h *handler) myRoleMappings(w http.ResponseWriter, r *http.Request) {
+func (h *handler) myRoleMappings(w http.ResponseWriter, r *http.Request) error {
 	id, err := h.caller(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	dec, snap, err := h.svc.MyGrants(r.Context(), id, RequestID(r.Context()))
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"my_role_mappings": legacyGrouped(dec.Grants, snap)})
+	return nil
 }
 
-func (h *handler) roleMappings(w http.ResponseWriter, r *http.Request) {
-	id, err := h.caller(r)
+func (h *handler) roleMappings(w http.ResponseWriter, r *http.Request) error {
+	snap, err := h.adminSnapshot(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	snap, err := h.svc.Mappings(r.Context(), id, RequestID(r.Context()))
-	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	all := make(map[string]any, len(snap.Mappings))
 	for org, m := range snap.Mappings {
 		all[org] = m.Legacy()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"all_role_mappings": all})
+	return nil
 }
 
-// orgField reads and checks the domino_org field of a legacy body.
-func orgField(raw map[string]json.RawMessage) (string, error) {
+// adminSnapshot authenticates the caller and reads every mapping (admin).
+func (h *handler) adminSnapshot(r *http.Request) (mapping.Snapshot, error) {
+	id, err := h.caller(r)
+	if err != nil {
+		return mapping.Snapshot{}, err
+	}
+	return h.svc.Mappings(r.Context(), id, RequestID(r.Context()))
+}
+
+// orgRequest authenticates the caller and reads a legacy JSON object body
+// with its required domino_org; the other fields are returned as they came.
+func (h *handler) orgRequest(r *http.Request) (sdk.Identity, string, map[string]json.RawMessage, error) {
+	id, err := h.caller(r)
+	if err != nil {
+		return sdk.Identity{}, "", nil, err
+	}
+	var raw map[string]json.RawMessage
+	if err := decodeJSON(r, &raw, false); err != nil {
+		return sdk.Identity{}, "", nil, err
+	}
 	v, ok := raw["domino_org"]
 	if !ok {
-		return "", badRequest("missing_field", "domino_org is required")
+		return sdk.Identity{}, "", nil, badRequest("missing_field", "domino_org is required")
 	}
 	var org string
 	if err := json.Unmarshal(v, &org); err != nil {
-		return "", badRequest("invalid_field", `field "domino_org" must be a string`)
+		return sdk.Identity{}, "", nil, badRequest("invalid_field", `field "domino_org" must be a string`)
 	}
 	if strings.TrimSpace(org) == "" {
-		return "", badRequest("missing_field", "domino_org is required")
-	}
-	return org, nil
-}
-
-func (h *handler) updateRoleMapping(w http.ResponseWriter, r *http.Request) {
-	id, err := h.caller(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var raw map[string]json.RawMessage
-	if err := decodeJSON(r, &raw, false); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	org, err := orgField(raw)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+		return sdk.Identity{}, "", nil, badRequest("missing_field", "domino_org is required")
 	}
 	delete(raw, "domino_org")
+	return id, org, raw, nil
+}
+
+// putLegacy stores m and answers with the legacy write result.
+func (h *handler) putLegacy(w http.ResponseWriter, r *http.Request, id sdk.Identity, m mapping.Mapping) error {
+	if err := h.svc.PutMapping(r.Context(), id, m, RequestID(r.Context())); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"domino_org": m.Org, "role_mapping": m.Legacy()})
+	return nil
+}
+
+func (h *handler) updateRoleMapping(w http.ResponseWriter, r *http.Request) error {
+	id, org, raw, err := h.orgRequest(r)
+	if err != nil {
+		return err
+	}
 	b, _ := json.Marshal(raw)
 	pair, err := mapping.DecodePair(b)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
-	m := mapping.Mapping{Org: org, Pairs: []mapping.RolePair{pair}}
-	if err := h.svc.PutMapping(r.Context(), id, m, RequestID(r.Context())); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"domino_org": org, "role_mapping": m.Legacy()})
+	return h.putLegacy(w, r, id, mapping.Mapping{Org: org, Pairs: []mapping.RolePair{pair}})
 }
 
-func (h *handler) updateMultiroleMapping(w http.ResponseWriter, r *http.Request) {
-	id, err := h.caller(r)
+func (h *handler) updateMultiroleMapping(w http.ResponseWriter, r *http.Request) error {
+	id, org, raw, err := h.orgRequest(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
-	var raw map[string]json.RawMessage
-	if err := decodeJSON(r, &raw, false); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	org, err := orgField(raw)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var items []json.RawMessage
 	rd, ok := raw["role_data"]
 	if !ok {
-		h.fail(w, r, badRequest("missing_field", "role_data is required"))
-		return
+		return badRequest("missing_field", "role_data is required")
 	}
-	if err := json.Unmarshal(rd, &items); err != nil {
-		h.fail(w, r, badRequest("invalid_field", `field "role_data" must be a list of role pairs`))
-		return
+	pairs, err := decodePairs(rd, "role_data")
+	if err != nil {
+		return err
 	}
-	m := mapping.Mapping{Org: org, Multi: true}
+	return h.putLegacy(w, r, id, mapping.Mapping{Org: org, Pairs: pairs, Multi: true})
+}
+
+// decodePairs reads a JSON list of role pairs with the legacy flag rules.
+func decodePairs(raw json.RawMessage, field string) ([]mapping.RolePair, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, badRequest("invalid_field", fmt.Sprintf("field %q must be a list of role pairs", field))
+	}
+	pairs := make([]mapping.RolePair, 0, len(items))
 	for _, it := range items {
 		pair, err := mapping.DecodePair(it)
 		if err != nil {
-			h.fail(w, r, err)
-			return
+			return nil, err
 		}
-		m.Pairs = append(m.Pairs, pair)
+		pairs = append(pairs, pair)
 	}
-	if err := h.svc.PutMapping(r.Context(), id, m, RequestID(r.Context())); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"domino_org": org, "role_mapping": m.Legacy()})
+	return pairs, nil
 }
 
-func (h *handler) deleteRoleMapping(w http.ResponseWriter, r *http.Request) {
-	id, err := h.caller(r)
+func (h *handler) deleteRoleMapping(w http.ResponseWriter, r *http.Request) error {
+	id, org, _, err := h.orgRequest(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var raw map[string]json.RawMessage
-	if err := decodeJSON(r, &raw, false); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	org, err := orgField(raw)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	if err := h.svc.DeleteMapping(r.Context(), id, org, RequestID(r.Context())); err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"domino_org": org, "deleted": true})
+	return nil
 }
 
-func (h *handler) serviceAccount(create bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (h *handler) serviceAccount(create bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := h.caller(r)
 		if err != nil {
-			h.fail(w, r, err)
-			return
+			return err
 		}
 		var body struct {
 			Name *string `json:"service_account_name"`
 		}
 		if err := decodeJSON(r, &body, false); err != nil {
-			h.fail(w, r, err)
-			return
+			return err
 		}
 		if body.Name == nil {
-			h.fail(w, r, badRequest("missing_field", "service_account_name is required"))
-			return
+			return badRequest("missing_field", "service_account_name is required")
 		}
 		if create {
 			err = h.svc.CreateServiceAccount(r.Context(), id, *body.Name, RequestID(r.Context()))
@@ -278,10 +260,10 @@ func (h *handler) serviceAccount(create bool) http.HandlerFunc {
 			err = h.svc.DeleteServiceAccount(r.Context(), id, *body.Name, RequestID(r.Context()))
 		}
 		if err != nil {
-			h.fail(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"service_account_name": *body.Name, "created": create, "deleted": !create})
+		return nil
 	}
 }
 

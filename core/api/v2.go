@@ -13,14 +13,14 @@ import (
 // v2Routes are the clean API: every collection is a list, every mapping has a
 // list of role pairs (docs/openapi.yaml).
 func (h *handler) v2Routes(r chi.Router) {
-	r.Get("/whoami", h.whoami)
-	r.Get("/grants", h.myGrants)
-	r.Post("/map", func(w http.ResponseWriter, r *http.Request) { h.doMap(w, r, false, false) })
-	r.Post("/preview", func(w http.ResponseWriter, r *http.Request) { h.doMap(w, r, true, false) })
-	r.Get("/mappings", h.listMappings)
-	r.Get("/mappings/{org}", h.getMapping)
-	r.Put("/mappings/{org}", h.putMapping)
-	r.Delete("/mappings/{org}", h.deleteMapping)
+	r.Get("/whoami", h.handle(h.whoami))
+	r.Get("/grants", h.handle(h.myGrants))
+	r.Post("/map", h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, false, false) }))
+	r.Post("/preview", h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, true, false) }))
+	r.Get("/mappings", h.handle(h.listMappings))
+	r.Get("/mappings/{org}", h.handle(h.getMapping))
+	r.Put("/mappings/{org}", h.handle(h.putMapping))
+	r.Delete("/mappings/{org}", h.handle(h.deleteMapping))
 }
 
 // MappingV2 is a mapping in the /v2 schema.
@@ -37,117 +37,97 @@ func toV2(m mapping.Mapping) MappingV2 {
 	return MappingV2{Org: m.Org, RolePairs: pairs}
 }
 
-func (h *handler) whoami(w http.ResponseWriter, r *http.Request) {
+func (h *handler) whoami(w http.ResponseWriter, r *http.Request) error {
 	id, err := h.caller(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	orgs := id.Organizations
 	if orgs == nil {
 		orgs = []string{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id.ID, "username": id.Username, "organizations": orgs, "admin": id.Admin})
+	return nil
 }
 
-func (h *handler) myGrants(w http.ResponseWriter, r *http.Request) {
+func (h *handler) myGrants(w http.ResponseWriter, r *http.Request) error {
 	id, err := h.caller(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	dec, _, err := h.svc.MyGrants(r.Context(), id, RequestID(r.Context()))
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	grants := dec.Grants
 	if grants == nil {
 		grants = []policy.Grant{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"grants": grants, "decision_id": dec.ID})
+	return nil
 }
 
-func (h *handler) listMappings(w http.ResponseWriter, r *http.Request) {
-	id, err := h.caller(r)
+func (h *handler) listMappings(w http.ResponseWriter, r *http.Request) error {
+	snap, err := h.adminSnapshot(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	snap, err := h.svc.Mappings(r.Context(), id, RequestID(r.Context()))
-	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	out := make([]MappingV2, 0, len(snap.Mappings))
 	for _, org := range sortedOrgs(snap) {
 		out = append(out, toV2(snap.Mappings[org]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mappings": out, "revision": snap.Revision})
+	return nil
 }
 
-func (h *handler) getMapping(w http.ResponseWriter, r *http.Request) {
-	id, err := h.caller(r)
+func (h *handler) getMapping(w http.ResponseWriter, r *http.Request) error {
+	snap, err := h.adminSnapshot(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	snap, err := h.svc.Mappings(r.Context(), id, RequestID(r.Context()))
-	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	org := chi.URLParam(r, "org")
 	m, ok := snap.Mappings[org]
 	if !ok {
-		h.fail(w, r, &requestError{status: http.StatusNotFound, code: "mapping_not_found", message: "no mapping for org " + org})
-		return
+		return &requestError{status: http.StatusNotFound, code: "mapping_not_found", message: "no mapping for org " + org}
 	}
 	writeJSON(w, http.StatusOK, toV2(m))
+	return nil
 }
 
-func (h *handler) putMapping(w http.ResponseWriter, r *http.Request) {
+func (h *handler) putMapping(w http.ResponseWriter, r *http.Request) error {
 	id, err := h.caller(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	var body struct {
-		RolePairs *[]json.RawMessage `json:"role_pairs"`
+		RolePairs json.RawMessage `json:"role_pairs"`
 	}
 	if err := decodeJSON(r, &body, true); err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	if body.RolePairs == nil {
-		h.fail(w, r, badRequest("missing_field", "role_pairs is required"))
-		return
+		return badRequest("missing_field", "role_pairs is required")
 	}
-	m := mapping.Mapping{Org: chi.URLParam(r, "org"), Multi: len(*body.RolePairs) != 1}
-	for _, raw := range *body.RolePairs {
-		pair, err := mapping.DecodePair(raw)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		m.Pairs = append(m.Pairs, pair)
+	pairs, err := decodePairs(body.RolePairs, "role_pairs")
+	if err != nil {
+		return err
 	}
+	m := mapping.Mapping{Org: chi.URLParam(r, "org"), Pairs: pairs, Multi: len(pairs) != 1}
 	if err := h.svc.PutMapping(r.Context(), id, m, RequestID(r.Context())); err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, toV2(m))
+	return nil
 }
 
-func (h *handler) deleteMapping(w http.ResponseWriter, r *http.Request) {
+func (h *handler) deleteMapping(w http.ResponseWriter, r *http.Request) error {
 	id, err := h.caller(r)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	if err := h.svc.DeleteMapping(r.Context(), id, chi.URLParam(r, "org"), RequestID(r.Context())); err != nil {
-		h.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
