@@ -3,7 +3,6 @@ package mapping
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,9 +37,7 @@ type ConfigMapStore struct {
 	log       hclog.Logger
 	backoff   wait.Backoff
 
-	mu       sync.Mutex // guards the parse cache
-	cacheRev string
-	cache    map[string]Mapping
+	cache parsedCache
 }
 
 var _ Store = (*ConfigMapStore)(nil)
@@ -80,22 +77,7 @@ func (s *ConfigMapStore) Snapshot(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, s.unavailable("get", err)
 	}
-	rev := cm.ResourceVersion
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rev == "" || rev != s.cacheRev || s.cache == nil {
-		s.cache = make(map[string]Mapping, len(cm.Data))
-		for org, v := range cm.Data {
-			m, err := ParseValue(org, v)
-			if err != nil {
-				s.log.Warn("skipping invalid mapping", "org", org, "error", err)
-				continue
-			}
-			s.cache[org] = m
-		}
-		s.cacheRev = rev
-	}
-	return Snapshot{Revision: rev, Mappings: cloneAll(s.cache)}, nil
+	return s.cache.snapshot(cm.ResourceVersion, cm.Data, s.log), nil
 }
 
 // Put validates m and sets its org's key, creating the ConfigMap if missing.

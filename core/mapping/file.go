@@ -27,10 +27,8 @@ type FileStore struct {
 	path string
 	log  hclog.Logger
 
-	mu sync.Mutex // serializes writers and guards the cache
-	// cache of the last parsed content, keyed by its revision.
-	cacheRev string
-	cache    map[string]Mapping
+	mu    sync.Mutex // serializes writers
+	cache parsedCache
 }
 
 var _ Store = (*FileStore)(nil)
@@ -78,29 +76,21 @@ func (s *FileStore) Snapshot(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rev != s.cacheRev || s.cache == nil {
-		s.cache = make(map[string]Mapping, len(raw))
-		for org, v := range raw {
-			m, err := parseFileValue(org, v)
-			if err != nil {
-				s.log.Warn("skipping invalid mapping", "org", org, "error", err)
-				continue
-			}
-			s.cache[org] = m
-		}
-		s.cacheRev = rev
+	values := make(map[string]string, len(raw))
+	for org, v := range raw {
+		values[org] = fileValue(v)
 	}
-	return Snapshot{Revision: rev, Mappings: cloneAll(s.cache)}, nil
+	return s.cache.snapshot(rev, values, s.log), nil
 }
 
-func parseFileValue(org string, v json.RawMessage) (Mapping, error) {
+// fileValue is an entry's legacy value: the file holds it as JSON, or as a
+// JSON string holding JSON (a kubectl dump of the ConfigMap's data).
+func fileValue(v json.RawMessage) string {
 	var str string
 	if err := json.Unmarshal(v, &str); err == nil {
-		return ParseValue(org, str)
+		return str
 	}
-	return ParseValue(org, string(v))
+	return string(v)
 }
 
 // Put validates m and creates or replaces its org's entry.

@@ -1,0 +1,36 @@
+package mapping
+
+import (
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// parsedCache keeps the mappings parsed from one revision of a store's raw
+// values, so a snapshot of an unchanged store parses nothing.
+type parsedCache struct {
+	mu  sync.Mutex
+	rev string
+	m   map[string]Mapping
+}
+
+// snapshot returns the mappings of raw (org → legacy value) at revision rev,
+// parsing only when rev changed ("" never caches). Invalid values are logged
+// and left out.
+func (c *parsedCache) snapshot(rev string, raw map[string]string, log hclog.Logger) Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev == "" || rev != c.rev || c.m == nil {
+		c.m = make(map[string]Mapping, len(raw))
+		for org, v := range raw {
+			m, err := ParseValue(org, v)
+			if err != nil {
+				log.Warn("skipping invalid mapping", "org", org, "error", err)
+				continue
+			}
+			c.m[org] = m
+		}
+		c.rev = rev
+	}
+	return Snapshot{Revision: rev, Mappings: cloneAll(c.m)}
+}
