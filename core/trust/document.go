@@ -54,6 +54,8 @@ type Document struct {
 	single   bool     // "Statement" was one object rather than a list
 	stmts    []object // as parsed; never mutated
 	managed  []*managedStmt
+	// text memoizes String until the next change.
+	text string
 }
 
 type managedStmt struct {
@@ -298,6 +300,9 @@ func (d *Document) Add(subjects ...string) (bool, error) {
 		}
 		changed = true
 	}
+	if changed {
+		d.text = ""
+	}
 	return changed, nil
 }
 
@@ -338,6 +343,9 @@ func (d *Document) Remove(subjects ...string) (bool, error) {
 			sl.values, sl.dirty, changed = kept, true, true
 		}
 	}
+	if changed {
+		d.text = ""
+	}
 	return changed, nil
 }
 
@@ -360,6 +368,13 @@ func (d *Document) Clone() *Document {
 // String serializes the document: compact JSON (no whitespace outside
 // strings), members in their original order, deterministic.
 func (d *Document) String() string {
+	if d.text == "" {
+		d.text = d.serialize()
+	}
+	return d.text
+}
+
+func (d *Document) serialize() string {
 	stmts, copied := d.stmts, false
 	for _, m := range d.managed {
 		if !m.anyDirty() {
