@@ -25,7 +25,10 @@ generate: ## Regenerate the plugin protocol code (needs Debian's protobuf-compil
 	$(GO) generate ./plugins/sdk/
 
 ##@ Quality
-test: ## Run every test with the race detector (Go, Rego, end-to-end).
+testenv: ## Install etcd and build kube-apiserver for the test control plane (cached; idempotent).
+	bash test/testenv/setup.sh >/dev/null
+
+test: testenv ## Run every test with the race detector (Go, Rego, end-to-end).
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 lint: ## gofmt check and go vet.
@@ -43,4 +46,4 @@ bench: ## Run the benchmarks; figures print side by side with their baselines.
 	$(GO) test -run '^$$' -bench . -benchmem ./core/policy/ ./core/identity/
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) ./core/trust/ ./test/bench/ ./sidecar/...
 
-.PHONY: help demo build generate test lint fuzz bench
+.PHONY: help demo build generate testenv test lint fuzz bench

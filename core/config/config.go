@@ -37,6 +37,20 @@ type Serve struct {
 	OIDCProvider     string
 	LegacySubjects   bool
 
+	Workloads              string // kubernetes | caller
+	RequirePodToken        bool
+	PodTokenAudience       string
+	PerUserServiceAccounts bool
+	KubeQPS                float64
+	KubeBurst              int
+
+	ReplicaID       string
+	LeaderElection  bool
+	LeaseNamespace  string
+	LeaseDuration   time.Duration
+	TrustLock       string // lease | none
+	CleanupInterval time.Duration
+
 	AWSRegion          string
 	IAMEndpoint        string
 	IAMCallTimeout     time.Duration
@@ -77,6 +91,20 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.OIDCProvider, "oidc-provider", "", "the cluster's OIDC provider as IAM names it, e.g. oidc.eks.us-west-2.amazonaws.com/id/ABC (required)")
 	fs.BoolVar(&c.LegacySubjects, "legacy-subjects", false, "write subjects as *:<ns>:<sa> like the previous service (default: exact system:serviceaccount:<ns>:<sa>)")
 
+	fs.StringVar(&c.Workloads, "workloads", "kubernetes", "how runs are resolved: kubernetes (pods labelled with the run id, owner checked) or caller (no Kubernetes: every run belongs to its caller; development only)")
+	fs.BoolVar(&c.RequirePodToken, "require-pod-token", false, "refuse map requests without the pod's own projected token (X-Irsa-Pod-Token), verified with TokenReview")
+	fs.StringVar(&c.PodTokenAudience, "pod-token-audience", "sts.amazonaws.com", "audience a pod token must carry for TokenReview")
+	fs.BoolVar(&c.PerUserServiceAccounts, "per-user-service-accounts", false, "trust the caller's per-user service account (user-<sanitised username>) instead of the run's; the run's pod must run as it")
+	fs.Float64Var(&c.KubeQPS, "kube-qps", 50, "client-side rate limit of Kubernetes API calls (per second)")
+	fs.IntVar(&c.KubeBurst, "kube-burst", 100, "burst of Kubernetes API calls above --kube-qps")
+
+	fs.StringVar(&c.ReplicaID, "replica-id", "", "this replica's identity in Leases (empty: hostname plus a random suffix)")
+	fs.BoolVar(&c.LeaderElection, "leader-election", true, "elect one replica (Lease irsa-broker-cleanup) to clean up subjects of ended runs; off: this replica always does")
+	fs.StringVar(&c.LeaseNamespace, "lease-namespace", "domino-field", "namespace of the leader-election and per-role trust-lock Leases")
+	fs.DurationVar(&c.LeaseDuration, "lease-duration", 15*time.Second, "how long a Lease outlives a replica that stopped renewing it")
+	fs.StringVar(&c.TrustLock, "trust-lock", "lease", "cross-replica serialization of trust-policy writes: lease (one Lease per proxy role) or none (a single replica only)")
+	fs.DurationVar(&c.CleanupInterval, "cleanup-interval", 10*time.Minute, "period of the leader's full reconcile of trust policies against live pods (0: only when it becomes leader)")
+
 	fs.StringVar(&c.AWSRegion, "aws-region", "us-east-1", "AWS region of the IAM client")
 	fs.StringVar(&c.IAMEndpoint, "iam-endpoint", "", "IAM endpoint override (AWS_ENDPOINT_URL_IAM is honoured too)")
 	fs.DurationVar(&c.IAMCallTimeout, "iam-call-timeout", 10*time.Second, "deadline of one IAM call, retries included")
@@ -111,6 +139,29 @@ func (c *Serve) Validate() error {
 		}
 	default:
 		errs = append(errs, "--mapping-store must be configmap or file")
+	}
+	switch c.Workloads {
+	case "kubernetes":
+		switch c.TrustLock {
+		case "lease", "none":
+		default:
+			errs = append(errs, "--trust-lock must be lease or none")
+		}
+		if c.LeaseDuration < 3*time.Second {
+			errs = append(errs, "--lease-duration must be at least 3s")
+		}
+		if c.CleanupInterval < 0 {
+			errs = append(errs, "--cleanup-interval must not be negative")
+		}
+		if c.KubeQPS <= 0 || c.KubeBurst <= 0 {
+			errs = append(errs, "--kube-qps and --kube-burst must be positive")
+		}
+	case "caller":
+		if c.RequirePodToken || c.PerUserServiceAccounts {
+			errs = append(errs, "--require-pod-token and --per-user-service-accounts need --workloads=kubernetes")
+		}
+	default:
+		errs = append(errs, "--workloads must be kubernetes or caller")
 	}
 	if c.DurationSeconds < 0 || c.DurationSeconds > 43200 || (c.DurationSeconds > 0 && c.DurationSeconds < 900) {
 		errs = append(errs, "--duration-seconds must be 0 or between 900 and 43200 (3600 with role chaining)")

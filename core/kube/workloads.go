@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -21,36 +22,72 @@ const (
 	LabelExecutionID  = "dominodatalab.com/execution-id"
 	LabelStartingUser = "dominodatalab.com/starting-user-id"
 	LabelWorkloadType = "dominodatalab.com/irsa-workload-type"
-	indexExecutionID  = "execution-id"
+
+	indexExecutionID    = "execution-id"
+	indexServiceAccount = "service-account"
 )
 
+// ResolverOptions configure NewResolver.
+type ResolverOptions struct {
+	// Namespace is the compute namespace whose pods are runs.
+	Namespace string
+	// PodTokens verifies the pod token a sidecar presents
+	// (X-Irsa-Pod-Token); nil ignores such tokens.
+	PodTokens PodTokenReviewer
+	// RequirePodToken refuses requests without a pod token (needs PodTokens).
+	RequirePodToken bool
+	// PerUserServiceAccounts makes the subject the caller's own service
+	// account (UserServiceAccountName), which the run's pod must run as.
+	PerUserServiceAccounts bool
+	Logger                 hclog.Logger
+}
+
 // Resolver finds a run's pod in an informer cache of the compute namespace,
-// indexed by execution id: no API call per request.
+// indexed by execution id: no API call per request (except a TokenReview
+// when a pod token is presented).
 type Resolver struct {
-	ns       string
+	o        ResolverOptions
 	informer cache.SharedIndexInformer
 	log      hclog.Logger
 }
 
 var _ broker.WorkloadResolver = (*Resolver)(nil)
 
-// NewResolver watches pods in namespace ns. Call Start before Resolve.
-func NewResolver(cs kubernetes.Interface, ns string, log hclog.Logger) (*Resolver, error) {
-	if log == nil {
-		log = hclog.NewNullLogger()
+// PodInfo is what the broker keeps of a pod.
+type PodInfo struct {
+	Namespace, Name string
+	UID             types.UID
+	RunID, UserID   string
+	ServiceAccount  string
+}
+
+// NewResolver watches pods in o.Namespace. Call Start before Resolve.
+func NewResolver(cs kubernetes.Interface, o ResolverOptions) (*Resolver, error) {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
 	}
-	f := informers.NewSharedInformerFactoryWithOptions(cs, 10*time.Minute, informers.WithNamespace(ns))
+	if o.Namespace == "" {
+		return nil, fmt.Errorf("kube: the resolver needs a namespace")
+	}
+	if o.RequirePodToken && o.PodTokens == nil {
+		return nil, fmt.Errorf("kube: RequirePodToken needs a pod-token reviewer")
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 10*time.Minute, informers.WithNamespace(o.Namespace))
 	inf := f.Core().V1().Pods().Informer()
-	if err := inf.AddIndexers(cache.Indexers{indexExecutionID: func(obj any) ([]string, error) {
-		p, ok := obj.(*corev1.Pod)
-		if !ok {
+	if err := inf.AddIndexers(cache.Indexers{
+		indexExecutionID: func(obj any) ([]string, error) {
+			if p, ok := obj.(*corev1.Pod); ok && p.Labels[LabelExecutionID] != "" {
+				return []string{p.Labels[LabelExecutionID]}, nil
+			}
 			return nil, nil
-		}
-		if id := p.Labels[LabelExecutionID]; id != "" {
-			return []string{id}, nil
-		}
-		return nil, nil
-	}}); err != nil {
+		},
+		indexServiceAccount: func(obj any) ([]string, error) {
+			if p, ok := obj.(*corev1.Pod); ok {
+				return []string{serviceAccountOf(p)}, nil
+			}
+			return nil, nil
+		},
+	}); err != nil {
 		return nil, err
 	}
 	// Keep only what resolution needs; the cache may hold thousands of pods.
@@ -65,14 +102,14 @@ func NewResolver(cs kubernetes.Interface, ns string, log hclog.Logger) (*Resolve
 	}); err != nil {
 		return nil, err
 	}
-	return &Resolver{ns: ns, informer: inf, log: log.Named("workloads")}, nil
+	return &Resolver{o: o, informer: inf, log: o.Logger.Named("workloads")}, nil
 }
 
 // Start runs the informer until ctx ends and waits for its first sync.
 func (r *Resolver) Start(ctx context.Context) error {
 	go r.informer.Run(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), r.informer.HasSynced) {
-		return fmt.Errorf("pod cache of namespace %s did not sync", r.ns)
+		return fmt.Errorf("pod cache of namespace %s did not sync", r.o.Namespace)
 	}
 	return nil
 }
@@ -80,27 +117,84 @@ func (r *Resolver) Start(ctx context.Context) error {
 // Ready reports whether the cache has synced.
 func (r *Resolver) Ready(context.Context) error {
 	if !r.informer.HasSynced() {
-		return fmt.Errorf("pod cache of namespace %s not synced", r.ns)
+		return fmt.Errorf("pod cache of namespace %s not synced", r.o.Namespace)
 	}
 	return nil
 }
 
+// Namespace is the compute namespace.
+func (r *Resolver) Namespace() string { return r.o.Namespace }
+
+func serviceAccountOf(p *corev1.Pod) string {
+	if p.Spec.ServiceAccountName == "" {
+		return "default"
+	}
+	return p.Spec.ServiceAccountName
+}
+
+// live: the pod counts as a running workload.
+func live(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && (p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning)
+}
+
+func info(p *corev1.Pod) PodInfo {
+	return PodInfo{Namespace: p.Namespace, Name: p.Name, UID: p.UID, RunID: p.Labels[LabelExecutionID],
+		UserID: p.Labels[LabelStartingUser], ServiceAccount: serviceAccountOf(p)}
+}
+
+// LivePodsOf returns the live pods running as service account sa, from the cache.
+func (r *Resolver) LivePodsOf(sa string) []PodInfo {
+	objs, _ := r.informer.GetIndexer().ByIndex(indexServiceAccount, sa)
+	var out []PodInfo
+	for _, o := range objs {
+		if p := o.(*corev1.Pod); live(p) {
+			out = append(out, info(p))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// OnPodGone calls fn (from the informer's goroutine; it must not block) for
+// every pod that stops being a live workload: deleted, or Succeeded/Failed,
+// or marked for deletion.
+func (r *Resolver) OnPodGone(fn func(PodInfo)) error {
+	_, err := r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Pod)
+			n, ok2 := newObj.(*corev1.Pod)
+			if ok1 && ok2 && live(o) && !live(n) {
+				fn(info(n))
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				fn(info(p))
+			}
+		},
+	})
+	return err
+}
+
 // Resolve implements broker.WorkloadResolver: the run's live pod (Pending or
-// Running), its owner and its service account.
-func (r *Resolver) Resolve(_ context.Context, req broker.WorkloadRequest) (broker.Workload, error) {
+// Running), its owner and its service account. With a pod token, the token
+// must belong to one of the run's live pods, and that pod is the workload.
+func (r *Resolver) Resolve(ctx context.Context, req broker.WorkloadRequest) (broker.Workload, error) {
 	objs, err := r.informer.GetIndexer().ByIndex(indexExecutionID, req.RunID)
 	if err != nil {
 		return broker.Workload{}, err
 	}
 	var pods []*corev1.Pod
 	for _, o := range objs {
-		p := o.(*corev1.Pod)
-		if p.DeletionTimestamp == nil && (p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning) {
+		if p := o.(*corev1.Pod); live(p) {
 			pods = append(pods, p)
 		}
 	}
 	if len(pods) == 0 {
-		return broker.Workload{}, &broker.Error{Kind: broker.KindNotFound, Code: "run_not_found", Message: fmt.Sprintf("no pending or running pod of run %s in namespace %s", req.RunID, r.ns)}
+		return broker.Workload{}, &broker.Error{Kind: broker.KindNotFound, Code: "run_not_found", Message: fmt.Sprintf("no pending or running pod of run %s in namespace %s", req.RunID, r.o.Namespace)}
 	}
 	// Several pods (cluster workers): prefer the one of the requested workload type, then by name.
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
@@ -111,9 +205,25 @@ func (r *Resolver) Resolve(_ context.Context, req broker.WorkloadRequest) (broke
 			break
 		}
 	}
-	sa := p.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
+	switch {
+	case req.PodToken != "" && r.o.PodTokens != nil:
+		if p, err = r.bind(ctx, req.RunID, req.PodToken, pods); err != nil {
+			return broker.Workload{}, err
+		}
+	case r.o.RequirePodToken:
+		return broker.Workload{}, &broker.Error{Kind: broker.KindForbidden, Code: "pod_token_required",
+			Message: "this broker requires the pod's own service-account token (X-Irsa-Pod-Token)"}
+	}
+	sa := serviceAccountOf(p)
+	if r.o.PerUserServiceAccounts {
+		want, err := UserServiceAccountName(req.Caller.Username)
+		if err != nil {
+			return broker.Workload{}, &broker.Error{Kind: broker.KindInvalid, Code: "invalid_username", Message: err.Error()}
+		}
+		if sa != want {
+			return broker.Workload{}, &broker.Error{Kind: broker.KindConflict, Code: "service_account_mismatch",
+				Message: fmt.Sprintf("per-user service accounts are on: pod %s runs as %s, not as %s", p.Name, sa, want)}
+		}
 	}
 	labels := make(map[string]string, len(p.Labels))
 	for k, v := range p.Labels {
@@ -127,4 +237,20 @@ func (r *Resolver) Resolve(_ context.Context, req broker.WorkloadRequest) (broke
 		Workload: policy.Workload{RunID: req.RunID, Type: wt, Namespace: p.Namespace, ServiceAccount: sa, Pod: p.Name, Labels: labels},
 		OwnerID:  p.Labels[LabelStartingUser],
 	}, nil
+}
+
+// bind verifies the pod token and returns the run's pod it names.
+func (r *Resolver) bind(ctx context.Context, runID, token string, pods []*corev1.Pod) (*corev1.Pod, error) {
+	id, err := r.o.PodTokens.Review(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		if id.Namespace == p.Namespace && id.PodName == p.Name && id.PodUID == p.UID && id.ServiceAccount == serviceAccountOf(p) {
+			return p, nil
+		}
+	}
+	r.log.Warn("pod token does not belong to the run", "run_id", runID, "token_pod", id.PodName, "token_namespace", id.Namespace)
+	return nil, &broker.Error{Kind: broker.KindForbidden, Code: "pod_token_mismatch",
+		Message: fmt.Sprintf("the pod token does not belong to a live pod of run %s", runID)}
 }

@@ -32,7 +32,7 @@ func TestResolver(t *testing.T) {
 		pod("run-r3-master", "r3", "u2", corev1.PodRunning, map[string]string{LabelWorkloadType: "cluster-master"}),
 		pod("run-r3-worker", "r3", "u2", corev1.PodPending, map[string]string{LabelWorkloadType: "cluster-worker"}),
 	)
-	r, err := NewResolver(cs, "domino-compute", nil)
+	r, err := NewResolver(cs, ResolverOptions{Namespace: "domino-compute"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,8 +183,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	writer := trust.NewWriter(iamClient, trust.WriterOptions{OIDCProvider: s.OIDCProvider, Logger: log, Registerer: s.Metrics.Registry})
 
+	auth := identity.New(prov, identity.Options{Logger: log, Metrics: s.Metrics})
 	svc, err := broker.New(broker.Options{
-		Auth:            identity.New(prov, identity.Options{Logger: log, Metrics: s.Metrics}),
+		Auth:            auth,
 		Workloads:       broker.DevResolver{Namespace: "domino-compute"},
 		Policy:          pol,
 		Mappings:        s.Mappings,
@@ -200,7 +201,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	handler := api.NewHandler(api.Options{
 		Service: svc, Metrics: s.Metrics, Logger: log,
-		Ready: []api.Check{{Name: "policy", Fn: func(context.Context) error { return pol.Ready() }}},
+		Ready: []api.Check{
+			{Name: "policy", Fn: func(context.Context) error { return pol.Ready() }},
+			{Name: "identity", Fn: auth.Healthy},
+		},
 		Extra: s.devRoutes,
 	})
 
