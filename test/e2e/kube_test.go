@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/irsa-broker/irsa-broker/core/kube"
+	"github.com/irsa-broker/irsa-broker/core/mapping"
+)
+
+// TestConfigMapStoreRacingWriters: two stores (two clients, as two
+// replicas) write disjoint orgs at once against the real API server's
+// optimistic concurrency; nothing is lost.
+func TestConfigMapStoreRacingWriters(t *testing.T) {
+	ctx := context.Background()
+	const perWriter = 25
+	var stores []*mapping.ConfigMapStore
+	for range 2 {
+		cs, err := env.cp.Clientset(0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, mapping.NewConfigMapStore(cs, fieldNS, "race-mapping", nil))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*perWriter)
+	for w, st := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				m := mapping.Mapping{Org: fmt.Sprintf("w%d-org-%02d", w, i), Pairs: []mapping.RolePair{
+					{IAMRoleARN: env.assetARNs[0], ProxyIAMRoleARN: env.roleARNs[0], UpdateTrustPolicy: true}}}
+				if err := st.Put(ctx, m); err != nil {
+					errs <- err
+				}
+				if i%5 == 4 { // and delete some of its own again
+					if err := st.Delete(ctx, fmt.Sprintf("w%d-org-%02d", w, i-1)); err != nil {
+						errs <- err
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	snap, err := stores[0].Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for w := range 2 {
+		for i := range perWriter {
+			org := fmt.Sprintf("w%d-org-%02d", w, i)
+			_, ok := snap.Mappings[org]
+			if want := i%5 != 3; ok != want {
+				t.Errorf("%s present=%v, want %v", org, ok, want)
+			}
+		}
+	}
+}
+
+// TestRoleLeaseLock: lockers of four "replicas" never hold one role's
+// Lease at once; a holder that stops renewing loses it after its duration.
+func TestRoleLeaseLock(t *testing.T) {
+	ctx := context.Background()
+	role := "arn:aws:iam::946429944765:role/lease-test"
+	var lockers []*kube.LeaseLocker
+	for i := range 4 {
+		cs, err := env.cp.Clientset(0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lockers = append(lockers, kube.NewLeaseLocker(cs, kube.LeaseLockerOptions{Namespace: fieldNS, Identity: fmt.Sprintf("locker-%d", i), LeaseDuration: 3 * time.Second}))
+	}
+	var inside, maxInside, total atomic.Int32
+	var wg sync.WaitGroup
+	for _, l := range lockers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 8 {
+				lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				unlock, err := l.Lock(lctx, role)
+				cancel()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := inside.Add(1)
+				for {
+					m := maxInside.Load()
+					if n <= m || maxInside.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				time.Sleep(2 * time.Millisecond)
+				inside.Add(-1)
+				total.Add(1)
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if maxInside.Load() != 1 || total.Load() != 32 {
+		t.Fatalf("max holders at once %d, rounds %d", maxInside.Load(), total.Load())
+	}
+
+	// A replica cut off from the API server stops renewing; another takes over.
+	var cut atomic.Bool
+	rc := rest.CopyConfig(env.cp.Config)
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return rtFunc(func(r *http.Request) (*http.Response, error) {
+			if cut.Load() {
+				return nil, errors.New("partitioned")
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := kube.NewLeaseLocker(cs, kube.LeaseLockerOptions{Namespace: fieldNS, Identity: "crashed", LeaseDuration: 3 * time.Second})
+	unlock, err := crashed.Lock(ctx, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	cut.Store(true)
+	start := time.Now()
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	unlock2, err := lockers[0].Lock(lctx, role)
+	if err != nil {
+		t.Fatalf("lease never expired: %v", err)
+	}
+	unlock2()
+	if waited := time.Since(start); waited < 3*time.Second {
+		t.Fatalf("took over after %s, before the lease duration", waited)
+	}
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,3 @@
+// Package kubetest starts a real Kubernetes control plane (etcd and
+// kube-apiserver on free loopback ports) for tests.
+package kubetest

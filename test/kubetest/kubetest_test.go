@@ -1,0 +1,60 @@
+package kubetest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestControlPlane starts a control plane and checks what the end-to-end
+// tests rely on: anonymous OIDC discovery on the issuer and TokenRequest.
+func TestControlPlane(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cp, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig(cp.CAPool)}}
+	res, err := hc.Get(cp.IssuerURL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&disc)
+	res.Body.Close()
+	if err != nil || disc.Issuer != cp.IssuerURL || !strings.HasPrefix(disc.JWKSURI, cp.IssuerURL) {
+		t.Fatalf("discovery %+v, %v", disc, err)
+	}
+	res, err = hc.Get(disc.JWKSURI)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("jwks: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	cs, err := cp.Clientset(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "probe"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts("default").CreateToken(ctx, "probe", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"sts.amazonaws.com"}},
+	}, metav1.CreateOptions{})
+	if err != nil || tr.Status.Token == "" {
+		t.Fatalf("TokenRequest: %v", err)
+	}
+}
