@@ -44,6 +44,6 @@ fuzz: ## Run each fuzz target for a short while (FUZZTIME=30s).
 ##@ Performance
 bench: ## Run the benchmarks; figures print side by side with their baselines.
 	$(GO) test -run '^$$' -bench . -benchmem ./core/policy/ ./core/identity/
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) ./core/trust/ ./test/bench/ ./sidecar/...
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) ./core/trust/ ./test/bench/ ./test/e2e/ ./sidecar/...
 
 .PHONY: help demo build generate testenv test lint fuzz bench

@@ -170,7 +170,7 @@ func (c *keyCache) getJSON(ctx context.Context, u string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errKeyFetch, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: GET %s: %w", errKeyFetch, u, err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,11 +125,7 @@ func setupWorld(ctx context.Context) error {
 			return err
 		}
 	}
-	// The simulator fetches JWKS with "Accept: application/json", which the
-	// real kube-apiserver answers with 406 (it serves
-	// application/jwk-set+json); widen the header until awssim does.
-	issuerClient := &http.Client{Timeout: 10 * time.Second, Transport: acceptJWKS{&http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.cp.CAPool, MinVersion: tls.VersionTLS12}}}}
-	env.sim = awssim.New(awssim.Options{IssuerCAs: env.cp.CAPool, HTTPClient: issuerClient, Logger: hclog.New(&hclog.LoggerOptions{Name: "awssim", Level: hclog.Warn})})
+	env.sim = awssim.New(awssim.Options{IssuerCAs: env.cp.CAPool, Logger: hclog.New(&hclog.LoggerOptions{Name: "awssim", Level: hclog.Warn})})
 	ts := httptest.NewServer(env.sim)
 	env.simURL = ts.URL
 	env.provider = strings.TrimPrefix(env.cp.IssuerURL, "https://")
@@ -178,14 +173,6 @@ func setupWorld(ctx context.Context) error {
 	}
 	env.tokenFile = filepath.Join(env.dir, "token")
 	return nil
-}
-
-type acceptJWKS struct{ next http.RoundTripper }
-
-func (a acceptJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Accept", "application/json, application/jwk-set+json")
-	return a.next.RoundTrip(r)
 }
 
 func ensureNamespace(ctx context.Context, ns string) error {
