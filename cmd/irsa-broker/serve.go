@@ -62,7 +62,9 @@ func kubeClient(cfg config.Serve) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(rc)
 }
 
-func mappingStore(cfg config.Serve, cs func() (kubernetes.Interface, error), log hclog.Logger) (mapping.Store, error) {
+// mappingStore opens the configured store; the ConfigMap store is watched so
+// that a map request costs no API call for the mappings.
+func mappingStore(ctx context.Context, cfg config.Serve, cs func() (kubernetes.Interface, error), log hclog.Logger) (mapping.Store, error) {
 	if cfg.MappingStore == "file" {
 		return mapping.NewFileStore(cfg.MappingFile, log)
 	}
@@ -70,7 +72,11 @@ func mappingStore(cfg config.Serve, cs func() (kubernetes.Interface, error), log
 	if err != nil {
 		return nil, err
 	}
-	return mapping.NewConfigMapStore(c, cfg.FieldNamespace, cfg.MappingConfigMap, log), nil
+	store := mapping.NewConfigMapStore(c, cfg.FieldNamespace, cfg.MappingConfigMap, log)
+	if err := store.Start(ctx); err != nil {
+		return nil, fmt.Errorf("watch the mapping ConfigMap: %w", err)
+	}
+	return store, nil
 }
 
 // replicaID names this process in Leases.
@@ -118,7 +124,7 @@ func serve(ctx context.Context, cfg config.Serve, log hclog.Logger) error {
 		cs, err = kubeClient(cfg)
 		return cs, err
 	}
-	store, err := mappingStore(cfg, client, log)
+	store, err := mappingStore(ctx, cfg, client, log)
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,20 @@ package mapping
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -38,6 +44,12 @@ type ConfigMapStore struct {
 	backoff   wait.Backoff
 
 	cache parsedCache
+
+	// Set by Start: the ConfigMap as last seen by the watch or by our own
+	// writes, so Snapshot costs no API call.
+	mu      sync.Mutex
+	watched bool
+	latest  *corev1.ConfigMap // nil: absent
 }
 
 var _ Store = (*ConfigMapStore)(nil)
@@ -68,14 +80,104 @@ func (s *ConfigMapStore) unavailable(op string, err error) error {
 	return fmt.Errorf("%w: %s configmap %s/%s: %w", ErrUnavailable, op, s.namespace, s.name, err)
 }
 
-// Snapshot reads the ConfigMap. A missing ConfigMap is an empty snapshot.
-func (s *ConfigMapStore) Snapshot(ctx context.Context) (Snapshot, error) {
-	cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return Snapshot{Revision: absentRevision, Mappings: map[string]Mapping{}}, nil
+// Start watches the ConfigMap until ctx ends, so that Snapshot answers from
+// memory instead of reading the API server per request. It returns once the
+// watch has synced. Without Start, Snapshot reads the ConfigMap each time.
+func (s *ConfigMapStore) Start(ctx context.Context) error {
+	sel := fields.OneTermEqualSelector("metadata.name", s.name).String()
+	cms := s.client.CoreV1().ConfigMaps(s.namespace)
+	lw := &cache.ListWatch{
+		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return cms.List(ctx, o)
+		},
+		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return cms.Watch(ctx, o)
+		},
 	}
-	if err != nil {
-		return Snapshot{}, s.unavailable("get", err)
+	inf := cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 10*time.Minute, cache.Indexers{})
+	ours := func(obj any) (*corev1.ConfigMap, bool) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		cm, ok := obj.(*corev1.ConfigMap)
+		return cm, ok && cm.Name == s.name
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if cm, ok := ours(obj); ok {
+				s.observe(cm)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if cm, ok := ours(obj); ok {
+				s.observe(cm)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if _, ok := ours(obj); ok {
+				s.observeDeleted()
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	go inf.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return s.unavailable("watch", ctx.Err())
+	}
+	s.mu.Lock()
+	s.watched = true
+	s.mu.Unlock()
+	return nil
+}
+
+// observe records cm if it is newer than what the store has seen: watch
+// events and the results of our own writes arrive in either order.
+func (s *ConfigMapStore) observe(cm *corev1.ConfigMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.latest != nil && !newerVersion(cm.ResourceVersion, s.latest.ResourceVersion) {
+		return
+	}
+	s.latest = cm
+}
+
+func (s *ConfigMapStore) observeDeleted() {
+	s.mu.Lock()
+	s.latest = nil
+	s.mu.Unlock()
+}
+
+// newerVersion compares resourceVersions; they are opaque strings, but the
+// API server's are increasing integers. Unparseable ones count as newer.
+func newerVersion(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	if errA != nil || errB != nil {
+		return true
+	}
+	return x > y
+}
+
+// Snapshot returns the mappings: from the watch after Start, otherwise by
+// reading the ConfigMap. A missing ConfigMap is an empty snapshot.
+func (s *ConfigMapStore) Snapshot(ctx context.Context) (Snapshot, error) {
+	s.mu.Lock()
+	watched, cm := s.watched, s.latest
+	s.mu.Unlock()
+	if !watched {
+		var err error
+		cm, err = s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			cm = nil
+		} else if err != nil {
+			return Snapshot{}, s.unavailable("get", err)
+		}
+	}
+	if cm == nil {
+		return Snapshot{Revision: absentRevision, Mappings: map[string]Mapping{}}, nil
 	}
 	return s.cache.snapshot(cm.ResourceVersion, cm.Data, s.log), nil
 }
@@ -124,10 +226,13 @@ func (s *ConfigMapStore) modify(ctx context.Context, op string, change func(map[
 			if !create {
 				return err
 			}
-			_, err = cms.Create(ctx, &corev1.ConfigMap{
+			created, err := cms.Create(ctx, &corev1.ConfigMap{
 				ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.namespace},
 				Data:       data,
 			}, metav1.CreateOptions{})
+			if err == nil {
+				s.observe(created)
+			}
 			return err
 		case err != nil:
 			return err
@@ -139,7 +244,10 @@ func (s *ConfigMapStore) modify(ctx context.Context, op string, change func(map[
 		if changeErr = change(cm.Data); changeErr != nil {
 			return nil
 		}
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		updated, err := cms.Update(ctx, cm, metav1.UpdateOptions{})
+		if err == nil {
+			s.observe(updated)
+		}
 		return err
 	})
 	switch {

@@ -255,3 +255,72 @@ func (c barrierCMs) Get(ctx context.Context, name string, o metav1.GetOptions) (
 }
 
 var _ kubernetes.Interface = barrierClient{}
+
+// TestConfigMapStoreWatched: after Start, snapshots come from the watch (no
+// GET per snapshot), the store's own writes are visible at once, and writes
+// by others arrive through the watch.
+func TestConfigMapStoreWatched(t *testing.T) {
+	cs := versionedClient()
+	s := NewConfigMapStore(cs, "domino-field", "", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil || len(snap.Mappings) != 0 || snap.Revision != absentRevision {
+		t.Fatalf("absent: %+v %v", snap, err)
+	}
+	m := Mapping{Org: "org-a", Pairs: []RolePair{{IAMRoleARN: "arn:aws:iam::524112250363:role/a", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/a", UpdateTrustPolicy: true}}}
+	if err := s.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	gets := func() int {
+		n := 0
+		for _, a := range cs.Actions() {
+			if a.GetVerb() == "get" && a.GetResource().Resource == "configmaps" {
+				n++
+			}
+		}
+		return n
+	}
+	before := gets()
+	for range 5 {
+		snap, err = s.Snapshot(ctx)
+		if err != nil || len(snap.Mappings) != 1 {
+			t.Fatalf("read-your-writes: %+v %v", snap, err)
+		}
+	}
+	if n := gets() - before; n != 0 {
+		t.Fatalf("%d GETs for 5 snapshots of a watched store", n)
+	}
+	// Someone else (another replica, kubectl) writes.
+	cm, err := cs.CoreV1().ConfigMaps("domino-field").Get(ctx, DefaultConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm = cm.DeepCopy()
+	cm.Data["org-b"] = m.Value()
+	if _, err := cs.CoreV1().ConfigMaps("domino-field").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		snap, err = s.Snapshot(ctx)
+		if err == nil && len(snap.Mappings) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("external write never seen: %+v %v", snap, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Other ConfigMaps of the namespace are not mappings.
+	if _, err := cs.CoreV1().ConfigMaps("domino-field").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "domino-field"}, Data: map[string]string{"x": "y"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if snap, _ = s.Snapshot(ctx); len(snap.Mappings) != 2 {
+		t.Fatalf("another ConfigMap leaked in: %+v", snap)
+	}
+}
