@@ -87,8 +87,8 @@ func setupBench(b *testing.B) {
 		bench.pods = pods[:benchSAs]
 		fmt.Printf("bench: created %d pods in %s\n", benchPods, time.Since(start).Round(time.Millisecond))
 		bench.broker, bench.err = startBroker(ctx, "bench", "--compute-namespace", benchNS, "--leader-election=false", "--cleanup-interval=0", "--log-level", "info",
-			// Every map reads the mapping ConfigMap (one GET); keep the client's
-			// rate limit from being what is measured.
+			// Every trust round takes the role's Lease (three API calls); keep
+			// the client's rate limit from being what is measured.
 			"--kube-qps", "1000", "--kube-burst", "2000")
 	})
 	if bench.err != nil {
