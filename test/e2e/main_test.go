@@ -51,7 +51,8 @@ var env struct {
 	sim       *awssim.Server
 	simURL    string
 	provider  string // the issuer without scheme, as IAM names it
-	brokerBin string
+	brokerBin  string
+	sidecarBin string
 	dir       string
 	usersFile string
 	tokenFile string
@@ -107,14 +108,18 @@ func runMain(m *testing.M) int {
 	return code
 }
 
+// buildBroker builds the broker and the sidecar binaries the tests run.
 func buildBroker(ctx context.Context) error {
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
 	env.brokerBin = filepath.Join(env.dir, "irsa-broker")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", env.brokerBin, "./cmd/irsa-broker")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/irsa-broker: %w\n%s", err, out)
+	env.sidecarBin = filepath.Join(env.dir, "irsa-sidecar")
+	for bin, pkg := range map[string]string{env.brokerBin: "./cmd/irsa-broker", env.sidecarBin: "./cmd/irsa-sidecar"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		}
 	}
 	return nil
 }
