@@ -46,20 +46,20 @@ const (
 // env is the package's shared world: one control plane, one simulator, the
 // broker binary and one running broker.
 var env struct {
-	cp        *kubetest.ControlPlane
-	cs        *kubernetes.Clientset
-	sim       *awssim.Server
-	simURL    string
-	provider  string // the issuer without scheme, as IAM names it
+	cp         *kubetest.ControlPlane
+	cs         *kubernetes.Clientset
+	sim        *awssim.Server
+	simURL     string
+	provider   string // the issuer without scheme, as IAM names it
 	brokerBin  string
 	sidecarBin string
-	dir       string
-	usersFile string
-	tokenFile string
-	main      *brokerProc
-	roleARNs  [nRoles]string // proxy roles
-	assetARNs [nRoles]string
-	roleNames [nRoles]string
+	dir        string
+	usersFile  string
+	tokenFile  string
+	main       *brokerProc
+	roleARNs   [nRoles]string // proxy roles
+	assetARNs  [nRoles]string
+	roleNames  [nRoles]string
 }
 
 func TestMain(m *testing.M) {
