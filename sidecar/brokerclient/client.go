@@ -37,7 +37,9 @@ func (e *TokenError) Unwrap() error { return e.Err }
 
 // Options configure a Client.
 type Options struct {
-	// Endpoint is DOMINO_IRSA_ENDPOINT, e.g. https://irsa-svc.domino-field (http:// for dev).
+	// Endpoint is DOMINO_IRSA_ENDPOINT: the map URL as the existing mutations
+	// set it (https://irsa-svc.domino-field/map_iam_roles_to_pod_sa) or the
+	// broker's base URL (http:// for dev).
 	Endpoint string
 	// HTTPClient talks to the broker (see NewHTTPClient); default http.DefaultClient.
 	HTTPClient *http.Client
@@ -76,7 +78,18 @@ func New(o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
-	return &Client{o: o, url: strings.TrimRight(o.Endpoint, "/") + MapPath, log: o.Logger}, nil
+	return &Client{o: o, url: MapURL(o.Endpoint), log: o.Logger}, nil
+}
+
+// MapURL is the URL to POST to. The existing mutations set
+// DOMINO_IRSA_ENDPOINT to the whole URL (https://irsa-svc.domino-field/map_iam_roles_to_pod_sa);
+// a base URL gets the path appended.
+func MapURL(endpoint string) string {
+	e := strings.TrimRight(endpoint, "/")
+	if strings.HasSuffix(e, MapPath) {
+		return e
+	}
+	return e + MapPath
 }
 
 // MapRequest is the body of POST /map_iam_roles_to_pod_sa.

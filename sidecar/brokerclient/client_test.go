@@ -278,3 +278,17 @@ func TestTLS(t *testing.T) {
 		t.Errorf("missing CA bundle: %v", err)
 	}
 }
+
+func TestMapURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://irsa-svc.domino-field":                          "https://irsa-svc.domino-field/map_iam_roles_to_pod_sa",
+		"https://irsa-svc.domino-field/":                         "https://irsa-svc.domino-field/map_iam_roles_to_pod_sa",
+		"https://irsa-svc.domino-field/map_iam_roles_to_pod_sa":  "https://irsa-svc.domino-field/map_iam_roles_to_pod_sa",
+		"https://irsa-svc.domino-field/map_iam_roles_to_pod_sa/": "https://irsa-svc.domino-field/map_iam_roles_to_pod_sa",
+		"http://127.0.0.1:6000":                                  "http://127.0.0.1:6000/map_iam_roles_to_pod_sa",
+	} {
+		if got := MapURL(in); got != want {
+			t.Errorf("MapURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
