@@ -10,9 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +30,8 @@ const usage = `irsa-sidecar: keeps $AWS_CONFIG_FILE current for a Domino workloa
 Usage:
   irsa-sidecar [flags]        serve on --addr and refresh periodically
   irsa-sidecar once [flags]   fetch, write and verify once; exit 0 on success
+  irsa-sidecar probe [flags]  exit 0 when the running sidecar on --addr is ready
+                              (exec readiness probe: the sidecar listens on loopback)
   irsa-sidecar version
 
 Every flag defaults to the environment variable named in its help.
@@ -51,9 +55,17 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 			return 0
 		}
 	}
+	probe := false
+	if len(args) > 0 && args[0] == "probe" {
+		probe, args = true, args[1:]
+	}
 	cfg, logOpts, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	if probe {
+		// The probe needs only --addr; the rest of the configuration may be absent.
+		return probeReady(ctx, cfg.Addr, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "irsa-sidecar:", err)
@@ -162,4 +174,27 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (s
 		return c, lo, fmt.Errorf("--log-level %q is not a level", lo.level)
 	}
 	return c, lo, c.Validate()
+}
+
+// probeReady asks the running sidecar's /readyz; 0 when it answers 200.
+func probeReady(ctx context.Context, addr string, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "irsa-sidecar probe:", err)
+		return 1
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "irsa-sidecar probe:", err)
+		return 1
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		fmt.Fprintf(stderr, "irsa-sidecar probe: not ready: %s %s\n", res.Status, strings.TrimSpace(string(b)))
+		return 1
+	}
+	return 0
 }

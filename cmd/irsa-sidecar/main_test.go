@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,5 +97,31 @@ func TestRealMainExitCodes(t *testing.T) {
 		"AWS_WEB_IDENTITY_TOKEN_FILE": dir + "/token", "IRSA_ONCE_TIMEOUT": "200ms", "IRSA_BACKOFF_INITIAL": "50ms"}
 	if code := realMain(context.Background(), []string{"once"}, envOf(env), &out, &errb); code != 1 || !strings.Contains(errb.String(), `"@message":"irsa-sidecar failed"`) {
 		t.Errorf("once failure: %d %s", code, errb.String())
+	}
+}
+
+func TestProbe(t *testing.T) {
+	var ready atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" || !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	noEnv := func(string) string { return "" }
+	var out, errb bytes.Buffer
+	if code := realMain(context.Background(), []string{"probe", "--addr", addr}, noEnv, &out, &errb); code != 1 {
+		t.Fatalf("not ready: exit %d", code)
+	}
+	ready.Store(true)
+	if code := realMain(context.Background(), []string{"probe", "--addr", addr}, noEnv, &out, &errb); code != 0 {
+		t.Fatalf("ready: exit %d: %s", code, errb.String())
+	}
+	srv.Close()
+	if code := realMain(context.Background(), []string{"probe", "--addr", addr}, noEnv, &out, &errb); code != 1 {
+		t.Fatalf("sidecar gone: exit %d", code)
 	}
 }

@@ -1,0 +1,190 @@
+// Package deploy_test checks the manifests against the code they deploy: the
+// broker's arguments parse and validate, RBAC grants every call the broker
+// makes, and the mutation gives the sidecar the environment it reads.
+package deploy_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-broker/irsa-broker/core/config"
+)
+
+// objects decodes every document of the manifests that client-go knows;
+// others (cert-manager) must at least be YAML with a kind.
+func objects(t *testing.T, paths ...string) []runtime.Object {
+	t.Helper()
+	var out []runtime.Object
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range bytes.Split(b, []byte("\n---\n")) {
+			if len(bytes.TrimSpace(d)) == 0 {
+				continue
+			}
+			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(d, nil, nil)
+			if err == nil {
+				out = append(out, obj)
+				continue
+			}
+			var u map[string]any
+			if yerr := yaml.Unmarshal(d, &u); yerr != nil || u["kind"] == nil {
+				t.Fatalf("%s document %d: %v", p, i, err)
+			}
+		}
+	}
+	return out
+}
+
+func TestBrokerArgumentsParseAndValidate(t *testing.T) {
+	var dep *appsv1.Deployment
+	for _, o := range objects(t, "kubernetes/broker.yaml") {
+		if d, ok := o.(*appsv1.Deployment); ok {
+			dep = d
+		}
+	}
+	if dep == nil {
+		t.Fatal("no Deployment")
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if c.Args[0] != "serve" {
+		t.Fatalf("args %v", c.Args)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg config.Serve
+	cfg.Register(fs)
+	if err := config.Parse(fs, c.Args[1:], func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatalf("deployment args: %v", err)
+	}
+	for k := range env {
+		if strings.HasPrefix(k, "IRSA_") && !slices.ContainsFunc(flagNames(fs), func(n string) bool { return config.EnvName(n) == k }) {
+			t.Errorf("env %s matches no flag", k)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("deployment configuration: %v", err)
+	}
+}
+
+func flagNames(fs *flag.FlagSet) []string {
+	var n []string
+	fs.VisitAll(func(f *flag.Flag) { n = append(n, f.Name) })
+	return n
+}
+
+// TestRBACCoversTheBroker lists every Kubernetes call the broker makes.
+func TestRBACCoversTheBroker(t *testing.T) {
+	type need struct{ ns, group, resource, verb string }
+	needs := []need{
+		{"domino-field", "", "configmaps", "get"}, {"domino-field", "", "configmaps", "list"}, {"domino-field", "", "configmaps", "watch"},
+		{"domino-field", "", "configmaps", "create"}, {"domino-field", "", "configmaps", "update"},
+		{"domino-field", "coordination.k8s.io", "leases", "get"}, {"domino-field", "coordination.k8s.io", "leases", "create"},
+		{"domino-field", "coordination.k8s.io", "leases", "update"},
+		{"domino-field", "", "events", "create"},
+		{"domino-compute", "", "pods", "list"}, {"domino-compute", "", "pods", "watch"},
+		{"domino-compute", "", "serviceaccounts", "get"}, {"domino-compute", "", "serviceaccounts", "create"},
+		{"domino-compute", "", "serviceaccounts", "delete"}, {"domino-compute", "", "events", "create"},
+		{"", "authentication.k8s.io", "tokenreviews", "create"},
+	}
+	rules := map[string][]rbacv1.PolicyRule{} // namespace ("" cluster) → rules bound to the broker
+	roles := map[string][]rbacv1.PolicyRule{}
+	var bindings []struct{ ns, role string }
+	for _, o := range objects(t, "kubernetes/rbac.yaml") {
+		switch v := o.(type) {
+		case *rbacv1.Role:
+			roles[v.Namespace+"/"+v.Name] = v.Rules
+		case *rbacv1.ClusterRole:
+			roles["/"+v.Name] = v.Rules
+		case *rbacv1.RoleBinding:
+			if v.Subjects[0].Name == "irsa-broker" {
+				bindings = append(bindings, struct{ ns, role string }{v.Namespace, v.Namespace + "/" + v.RoleRef.Name})
+			}
+		case *rbacv1.ClusterRoleBinding:
+			if v.Subjects[0].Name == "irsa-broker" {
+				bindings = append(bindings, struct{ ns, role string }{"", "/" + v.RoleRef.Name})
+			}
+		}
+	}
+	for _, b := range bindings {
+		rules[b.ns] = append(rules[b.ns], roles[b.role]...)
+	}
+	for _, n := range needs {
+		ok := slices.ContainsFunc(rules[n.ns], func(r rbacv1.PolicyRule) bool {
+			return slices.Contains(r.APIGroups, n.group) && slices.Contains(r.Resources, n.resource) && slices.Contains(r.Verbs, n.verb)
+		})
+		if !ok {
+			t.Errorf("RBAC lacks %s %s/%s in namespace %q", n.verb, n.group, n.resource, n.ns)
+		}
+	}
+}
+
+// TestMutationGivesTheSidecarItsEnvironment: the mutation sets what the
+// sidecar reads, and its probe is a subcommand the sidecar has.
+func TestMutationGivesTheSidecarItsEnvironment(t *testing.T) {
+	b, err := os.ReadFile("domsed/mutation.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Kind  string `json:"kind"`
+		Rules []struct {
+			InsertContainer *struct {
+				Spec struct {
+					Name           string `json:"name"`
+					ReadinessProbe struct {
+						Exec struct {
+							Command []string `json:"command"`
+						} `json:"exec"`
+					} `json:"readinessProbe"`
+					Env []struct{ Name, Value string } `json:"env"`
+				} `json:"spec"`
+			} `json:"insertContainer"`
+			ModifyEnv *struct {
+				ContainerSelector []string                       `json:"containerSelector"`
+				Env               []struct{ Name, Value string } `json:"env"`
+			} `json:"modifyEnv"`
+		} `json:"rules"`
+	}
+	if err := yaml.Unmarshal(b, &m); err != nil || m.Kind != "Mutation" {
+		t.Fatalf("mutation: %v", err)
+	}
+	env := map[string]string{}
+	var probe []string
+	for _, r := range m.Rules {
+		if r.InsertContainer != nil && r.InsertContainer.Spec.Name == "irsa-sidecar" {
+			probe = r.InsertContainer.Spec.ReadinessProbe.Exec.Command
+			for _, e := range r.InsertContainer.Spec.Env {
+				env[e.Name] = e.Value
+			}
+		}
+		if r.ModifyEnv != nil && slices.Contains(r.ModifyEnv.ContainerSelector, "irsa-sidecar") {
+			for _, e := range r.ModifyEnv.Env {
+				env[e.Name] = e.Value
+			}
+		}
+	}
+	for _, k := range []string{"DOMINO_IRSA_ENDPOINT", "DOMINO_API_PROXY", "POD_INFO_PATH", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_REGION", "DOMINO_IRSA_SSL_CERT"} {
+		if env[k] == "" {
+			t.Errorf("the sidecar gets no %s", k)
+		}
+	}
+	if len(probe) != 2 || probe[1] != "probe" {
+		t.Errorf("readiness probe %v", probe)
+	}
+}
