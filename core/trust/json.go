@@ -43,11 +43,7 @@ func parseObject(raw []byte) (object, error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, err
 		}
-		var c bytes.Buffer
-		if err := json.Compact(&c, v); err != nil {
-			return nil, err
-		}
-		o = append(o, member{key: key, raw: c.Bytes()})
+		o = append(o, member{key: key, raw: compact(v)})
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return nil, err
@@ -56,6 +52,18 @@ func parseObject(raw []byte) (object, error) {
 		return nil, errors.New("data after the JSON object")
 	}
 	return o, nil
+}
+
+// compact returns v without whitespace outside strings. v is valid JSON (the
+// decoder checked it); most documents come compact from IAM, so the common
+// case is a copy with no second scan.
+func compact(v json.RawMessage) json.RawMessage {
+	if bytes.IndexAny(v, " \t\r\n") < 0 {
+		return bytes.Clone(v)
+	}
+	var c bytes.Buffer
+	_ = json.Compact(&c, v) // cannot fail on valid JSON
+	return c.Bytes()
 }
 
 // index returns the position of the first member named key (exactly, or
