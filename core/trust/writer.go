@@ -94,6 +94,9 @@ type Writer struct {
 
 	mu     sync.Mutex
 	queues map[string]*roleQueue // role ARN → queue; present while a runner is active
+	// parsed remembers, per role, the last document this writer read or
+	// wrote; a round whose GetRole returns exactly that text skips parsing it.
+	parsed map[string]*Document
 }
 
 type roleQueue struct {
@@ -124,6 +127,7 @@ func NewWriter(api IAM, opts WriterOptions) *Writer {
 		log:    opts.Logger.Named("trust"),
 		m:      newWriterMetrics(opts.Registerer, opts.Logger),
 		queues: map[string]*roleQueue{},
+		parsed: map[string]*Document{},
 	}
 }
 
@@ -306,7 +310,7 @@ func (w *Writer) commit(ctx context.Context, arn iam.RoleARN, batch []*request, 
 	if err != nil {
 		return "failed", fmt.Errorf("trust: reading the trust policy of role %s: %w", role, err)
 	}
-	orig, err := Parse(raw, w.opts.OIDCProvider)
+	orig, err := w.parse(role, raw)
 	if err != nil {
 		return "failed", fmt.Errorf("trust: role %s: %w", role, err)
 	}
@@ -345,13 +349,16 @@ func (w *Writer) commit(ctx context.Context, arn iam.RoleARN, batch []*request, 
 
 	out := doc.String()
 	if out == orig.String() {
+		w.remember(role, orig)
 		w.m.observeSize(role, orig.Size(), quota)
 		w.log.Debug("trust policy unchanged", "role", role, "requests", len(batch))
 		return "unchanged", nil
 	}
 	if err := w.api.UpdateTrustPolicy(ctx, arn.Name, out); err != nil {
+		w.remember(role, nil)
 		return "failed", fmt.Errorf("trust: updating the trust policy of role %s: %w", role, err)
 	}
+	w.remember(role, doc)
 	for i, r := range batch {
 		if results[i] != nil {
 			continue
@@ -367,6 +374,31 @@ func (w *Writer) commit(ctx context.Context, arn iam.RoleARN, batch []*request, 
 	w.log.Debug("trust policy written", "role", role, "requests", len(batch),
 		"pruned", pruned, "size", size, "quota", quota)
 	return "written", nil
+}
+
+// parse parses the role's current trust policy, reusing the document of the
+// previous round when IAM returned exactly the text that round read or wrote
+// (the common case: nobody else edits proxy roles). Rounds of one role never
+// overlap, so the entry is not shared while in use; callers get a clone.
+func (w *Writer) parse(role, raw string) (*Document, error) {
+	w.mu.Lock()
+	prev := w.parsed[role]
+	w.mu.Unlock()
+	if prev != nil && prev.String() == raw {
+		return prev.Clone(), nil
+	}
+	return Parse(raw, w.opts.OIDCProvider)
+}
+
+// remember keeps doc (nil forgets) as the role's last known document.
+func (w *Writer) remember(role string, doc *Document) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if doc == nil {
+		delete(w.parsed, role)
+		return
+	}
+	w.parsed[role] = doc.Clone()
 }
 
 // apply applies each request to doc in order, recording per-request errors

@@ -619,3 +619,43 @@ func TestWriterEnsureAddedReportsNewSubjectsOnly(t *testing.T) {
 		t.Fatalf("failed write: added=%v err=%v", added, err)
 	}
 }
+
+// TestWriterSeesForeignEditsBetweenRounds: the writer reuses the document of
+// its previous round only while IAM returns exactly that text; an edit by
+// someone else in between is read, kept and built upon.
+func TestWriterSeesForeignEditsBetweenRounds(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeIAM(managedDoc(""))
+	w := NewWriter(f, WriterOptions{OIDCProvider: testProvider})
+	if err := w.Ensure(ctx, roleARN, sa("run-1")); err != nil {
+		t.Fatal(err)
+	}
+	// Someone edits the role by hand: a subject of theirs and a new statement.
+	f.mu.Lock()
+	f.docs[roleName] = strings.Replace(managedDoc(sa("run-1"), "system:serviceaccount:other:hand-made"), `"Statement":[`,
+		`"Statement":[{"Sid":"Audit","Effect":"Deny","Principal":"*","Action":"sts:TagSession"},`, 1)
+	f.mu.Unlock()
+	if err := w.Ensure(ctx, roleARN, sa("run-2")); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	got := f.docs[roleName]
+	f.mu.Unlock()
+	for _, want := range []string{`"Sid":"Audit"`, "system:serviceaccount:other:hand-made", sa("run-1"), sa("run-2")} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lost %s: %s", want, got)
+		}
+	}
+	// And a later round on the unchanged text builds on it too.
+	if err := w.Ensure(ctx, roleARN, sa("run-3")); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	got = f.docs[roleName]
+	f.mu.Unlock()
+	for _, want := range []string{`"Sid":"Audit"`, "hand-made", sa("run-2"), sa("run-3")} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lost %s: %s", want, got)
+		}
+	}
+}
