@@ -90,6 +90,9 @@ func classify(err error) problem {
 		return problem{status: http.StatusConflict, code: "trust_policy_too_large", message: se.Error()}
 	case errors.As(err, &nme):
 		return problem{status: http.StatusBadGateway, code: "trust_policy_unmanaged", message: nme.Error()}
+	case errors.Is(err, trust.ErrMalformedDocument):
+		// The proxy role's policy as IAM returned it could not be read.
+		return problem{status: http.StatusBadGateway, code: "trust_policy_malformed", message: err.Error()}
 	case errors.As(err, &ie):
 		p := problem{status: http.StatusBadGateway, message: ie.Error()}
 		switch ie.Kind {
@@ -101,10 +104,14 @@ func classify(err error) problem {
 			p.status, p.code = http.StatusConflict, "trust_policy_too_large"
 		case iam.KindMalformedPolicy:
 			p.code = "iam_malformed_policy"
+		case iam.KindInvalidInput:
+			p.code = "iam_invalid_input"
 		case iam.KindThrottled:
 			p.status, p.code, p.retryAfter = http.StatusServiceUnavailable, "iam_throttled", 2
-		default:
+		case iam.KindUnavailable:
 			p.status, p.code, p.retryAfter = http.StatusServiceUnavailable, "iam_unavailable", 5
+		default:
+			p.code, p.retryAfter = "iam_error", 5
 		}
 		return p
 	case errors.Is(err, context.DeadlineExceeded):
