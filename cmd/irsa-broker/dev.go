@@ -14,6 +14,7 @@ import (
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usageOf(fs, stderr)
 	var o devstack.Options
 	var logLevel string
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:6000", "address of the broker (plain HTTP)")

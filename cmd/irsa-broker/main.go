@@ -75,3 +75,11 @@ func newLogger(out io.Writer, level, format string) hclog.Logger {
 		JSONFormat: format == "json",
 	})
 }
+
+// usageOf prints a subcommand's flags and how the environment sets them.
+func usageOf(fs *flag.FlagSet, w io.Writer) func() {
+	return func() {
+		fmt.Fprintf(w, "Usage: irsa-broker %s [flags]\n\nEvery flag can also be set as IRSA_<FLAG> (e.g. --log-level as IRSA_LOG_LEVEL); a flag given on the command line wins.\n\n", fs.Name())
+		fs.PrintDefaults()
+	}
+}

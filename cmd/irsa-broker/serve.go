@@ -33,6 +33,7 @@ import (
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usageOf(fs, stderr)
 	var cfg config.Serve
 	cfg.Register(fs)
 	if err := config.Parse(fs, args, nil); err != nil {
