@@ -278,7 +278,9 @@ func TestDevStackPropagationDelay(t *testing.T) {
 	st.Sim.SetPropagationDelay(delay)
 	defer st.Sim.SetPropagationDelay(0)
 	st.Sim.ResetCalls()
-	e, cfg := devPod(t, st, "slow-iam-1", "alice-token")
+	// A fresh run each time: a subject written by an earlier run of this test is
+	// already visible to STS.
+	e, cfg := devPod(t, st, fmt.Sprintf("slow-iam-%d", time.Now().UnixNano()), "alice-token")
 	start := time.Now()
 	base, _ := startDaemon(t, cfg, Deps{})
 
