@@ -2,13 +2,14 @@ package iam
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+
+	imetrics "github.com/irsa-broker/irsa-broker/core/metrics"
 )
 
 // metrics instruments the SDK with middleware rather than timers around
@@ -37,31 +38,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"operation"}),
 	}
 	var err error
-	if m.duration, err = register(reg, m.duration); err != nil {
-		return nil, err
+	if m.duration, err = imetrics.Register(reg, m.duration); err != nil {
+		return nil, fmt.Errorf("iam: registering metrics: %w", err)
 	}
-	if m.errors, err = register(reg, m.errors); err != nil {
-		return nil, err
+	if m.errors, err = imetrics.Register(reg, m.errors); err != nil {
+		return nil, fmt.Errorf("iam: registering metrics: %w", err)
 	}
-	if m.attempts, err = register(reg, m.attempts); err != nil {
-		return nil, err
+	if m.attempts, err = imetrics.Register(reg, m.attempts); err != nil {
+		return nil, fmt.Errorf("iam: registering metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description (several clients may share one registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("iam: registering metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) addMiddleware(stack *middleware.Stack) error {

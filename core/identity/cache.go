@@ -89,8 +89,8 @@ func New(p sdk.Provider, opts Options) *Authenticator {
 	})
 	if opts.Metrics != nil {
 		reg := opts.Metrics.Registry
-		a.hits, a.misses = register(reg, a.hits), register(reg, a.misses)
-		a.results, a.latency = register(reg, a.results), register(reg, a.latency)
+		a.hits, a.misses = metrics.MustRegister(reg, a.hits), metrics.MustRegister(reg, a.misses)
+		a.results, a.latency = metrics.MustRegister(reg, a.results), metrics.MustRegister(reg, a.latency)
 	}
 	return a
 }

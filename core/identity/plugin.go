@@ -627,23 +627,8 @@ func (p *Plugin) registerMetrics(m *metrics.Metrics) {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"method", "outcome"})
 	if m != nil {
-		p.up = register(m.Registry, p.up)
-		p.restarts = register(m.Registry, p.restarts)
-		p.calls = register(m.Registry, p.calls)
+		p.up = metrics.MustRegister(m.Registry, p.up)
+		p.restarts = metrics.MustRegister(m.Registry, p.restarts)
+		p.calls = metrics.MustRegister(m.Registry, p.calls)
 	}
-}
-
-// register registers c, or returns the collector already registered under
-// its name (two hosts on one registry in tests, a reopened plugin).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }

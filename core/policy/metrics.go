@@ -1,9 +1,9 @@
 package policy
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	imetrics "github.com/irsa-broker/irsa-broker/core/metrics"
 )
 
 type metrics struct {
@@ -29,24 +29,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"query"}),
 	}
 	if reg != nil {
-		m.reloads = register(reg, m.reloads)
-		m.lastOK = register(reg, m.lastOK)
-		m.eval = register(reg, m.eval)
+		m.reloads = imetrics.MustRegister(reg, m.reloads)
+		m.lastOK = imetrics.MustRegister(reg, m.lastOK)
+		m.eval = imetrics.MustRegister(reg, m.eval)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same name (several engines in one process share the series).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing
-			}
-		}
-		panic("policy: register metrics: " + err.Error())
-	}
-	return c
 }
