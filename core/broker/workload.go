@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"sort"
 	"sync"
 
 	"github.com/irsa-broker/irsa-broker/core/policy"
@@ -83,16 +82,4 @@ func (m *MemoryServiceAccounts) Delete(_ context.Context, name string) error {
 	}
 	delete(m.names, name)
 	return nil
-}
-
-// Names lists the service accounts, sorted.
-func (m *MemoryServiceAccounts) Names() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]string, 0, len(m.names))
-	for n := range m.names {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
