@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
 )
 
@@ -355,7 +356,7 @@ func TestV2(t *testing.T) {
 			t.Errorf("%s: role_pairs = %v", m.Org, m.RolePairs)
 		}
 	}
-	r = call(t, st, "PUT", "/v2/mappings/data-team", admin, `{"role_pairs":[{"iam_role_arn":"arn:aws:iam::524112250363:role/a","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/a"}]}`)
+	r = call(t, st, "PUT", "/v2/mappings/data-team", admin, `{"role_pairs":[{"iam_role_arn":"arn:aws:iam::524112250363:role/a","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/acme-read-bucket-role"}]}`)
 	if r.status != 200 || r.json(t)["org"] != "data-team" {
 		t.Fatalf("v2 put = %d %s", r.status, r.body)
 	}
@@ -484,5 +485,43 @@ func TestLegacyMetrics(t *testing.T) {
 	}
 	if strings.Contains(r.body, "alice-token") {
 		t.Error("metrics leak a token")
+	}
+}
+
+// Issue 11, item 1: a proxy role ARN naming another account or path reached,
+// by name, another org's proxy role. It is refused when the mapping is
+// written and again before any trust write (a ConfigMap edited by hand).
+func TestProxyRoleOfAnotherSpellingIsRefused(t *testing.T) {
+	st := devstack.StartTest(t, devstack.Options{})
+	const wrong = "arn:aws:iam::111111111111:role/some/path/acme-list-bucket-role"
+	before := call(t, st, "GET", "/role_mappings", admin, "").body
+	r := call(t, st, "POST", "/update_role_mapping", admin, `{"domino_org":"irsa-iamrole-update-bucket",`+
+		`"iam_role_arn":"arn:aws:iam::524112250363:role/acme-list-bucket-role","proxy_iam_role_arn":"`+wrong+`"}`)
+	if r.status != 409 || r.errorCode(t) != "proxy_role_unusable" || !strings.Contains(r.body, "account 111111111111") {
+		t.Fatalf("update with a foreign proxy role = %d %s", r.status, r.body)
+	}
+	for _, body := range []string{
+		`{"role_pairs":[{"iam_role_arn":"arn:aws:iam::524112250363:role/a","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/x/acme-list-bucket-role"}]}`,
+		`{"role_pairs":[{"iam_role_arn":"arn:aws:iam::524112250363:role/a","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/no-such-role"}]}`,
+	} {
+		if r := call(t, st, "PUT", "/v2/mappings/irsa-iamrole-update-bucket", admin, body); r.status != 409 || r.errorCode(t) != "proxy_role_unusable" {
+			t.Errorf("v2 put %s = %d %s", body, r.status, r.body)
+		}
+	}
+	if after := call(t, st, "GET", "/role_mappings", admin, "").body; after != before {
+		t.Fatalf("a refused mapping changed the store:\n%s\n%s", before, after)
+	}
+
+	// The same mapping written behind the broker's back is refused at map time.
+	if err := st.Mappings.Put(context.Background(), mapping.Mapping{Org: "irsa-iamrole-update-bucket", Pairs: []mapping.RolePair{{
+		IAMRoleARN: "arn:aws:iam::524112250363:role/acme-list-bucket-role", ProxyIAMRoleARN: wrong, UpdateTrustPolicy: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	r = call(t, st, "POST", "/map_iam_roles_to_pod_sa", bob, `{"run_id":"bobrun"}`)
+	if r.status != 409 || r.errorCode(t) != "proxy_role_mismatch" {
+		t.Fatalf("map through a mismatched proxy role = %d %s", r.status, r.body)
+	}
+	if doc := subjectsOf(t, st, "acme-list-bucket-role"); strings.Contains(doc, "run-bobrun") {
+		t.Fatalf("bob's subject reached another org's proxy role: %s", doc)
 	}
 }

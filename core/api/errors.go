@@ -44,6 +44,8 @@ func classify(err error) problem {
 		ie   *iam.Error
 		se   *trust.SizeError
 		nme  *trust.NoManagedStatementError
+		rme  *trust.RoleMismatchError
+		ure  *trust.UnusableRoleError
 		reqE *requestError
 	)
 	switch {
@@ -88,6 +90,10 @@ func classify(err error) problem {
 		return problem{status: http.StatusServiceUnavailable, code: "identity_unavailable", message: "the identity provider is unavailable", retryAfter: 5}
 	case errors.As(err, &se):
 		return problem{status: http.StatusConflict, code: "trust_policy_too_large", message: se.Error()}
+	case errors.As(err, &ure):
+		return problem{status: http.StatusConflict, code: "proxy_role_unusable", message: err.Error()}
+	case errors.As(err, &rme):
+		return problem{status: http.StatusConflict, code: "proxy_role_mismatch", message: rme.Error()}
 	case errors.As(err, &nme):
 		return problem{status: http.StatusBadGateway, code: "trust_policy_unmanaged", message: nme.Error()}
 	case errors.Is(err, trust.ErrMalformedDocument):

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // DefaultTokenFile is where EKS projects the workload's web-identity token.
@@ -162,7 +162,7 @@ func hasControl(s string) bool {
 }
 
 type pair struct {
-	asset, proxy iam.RoleARN
+	asset, proxy model.RoleARN
 	assetS       string
 	proxyS       string
 }
@@ -172,11 +172,11 @@ func parsePairs(roles []Role) ([]pair, error) {
 	seen := map[[2]string]bool{}
 	out := make([]pair, 0, len(roles))
 	for _, r := range roles {
-		a, err := iam.ParseRoleARN(r.AssetRoleARN)
+		a, err := model.ParseRoleARN(r.AssetRoleARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: asset role: %w", ErrInvalid, err)
 		}
-		p, err := iam.ParseRoleARN(r.ProxyRoleARN)
+		p, err := model.ParseRoleARN(r.ProxyRoleARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: proxy role: %w", ErrInvalid, err)
 		}

@@ -48,6 +48,13 @@ type TrustWriter interface {
 	Remove(ctx context.Context, roleARN string, subjects ...string) error
 }
 
+// ProxyRoles checks that a proxy role is one the broker may edit: IAM has it
+// under exactly that ARN (the broker's account, path and name) and its trust
+// policy federates the cluster's OIDC provider. *trust.Writer implements it.
+type ProxyRoles interface {
+	Verify(ctx context.Context, roleARN string) error
+}
+
 // ServiceAccounts manages service accounts in the compute namespace.
 type ServiceAccounts interface {
 	Create(ctx context.Context, name string) error
@@ -56,11 +63,14 @@ type ServiceAccounts interface {
 
 // Options configure a Service.
 type Options struct {
-	Auth            Authenticator
-	Workloads       WorkloadResolver
-	Policy          PolicyEngine
-	Mappings        mapping.Store
-	Trust           TrustWriter
+	Auth      Authenticator
+	Workloads WorkloadResolver
+	Policy    PolicyEngine
+	Mappings  mapping.Store
+	Trust     TrustWriter
+	// ProxyRoles, when set, verifies the proxy roles of a mapping before it
+	// is stored (the trust writer checks them again before every write).
+	ProxyRoles      ProxyRoles
 	ServiceAccounts ServiceAccounts
 	// Subject renders the trust-policy subject of a workload's service account.
 	Subject func(namespace, serviceAccount string) string
@@ -299,10 +309,34 @@ func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m mapping
 	if err := m.Validate(); err != nil {
 		return err
 	}
+	if err := s.verifyProxyRoles(ctx, m); err != nil {
+		return err
+	}
 	if err := s.o.Mappings.Put(ctx, m); err != nil {
 		return err
 	}
 	s.log.Info("mapping written", "request_id", requestID, "org", m.Org, "pairs", len(m.Pairs), "by", caller.Username)
+	return nil
+}
+
+// verifyProxyRoles refuses a mapping whose proxy roles the broker would edit
+// (update_iam_role_trust_policy) but which IAM knows under another ARN, does
+// not have, or which do not federate the cluster's OIDC provider.
+func (s *Service) verifyProxyRoles(ctx context.Context, m mapping.Mapping) error {
+	if s.o.ProxyRoles == nil {
+		return nil
+	}
+	for i, p := range m.Pairs {
+		if !p.UpdateTrustPolicy {
+			continue
+		}
+		if err := s.o.ProxyRoles.Verify(ctx, p.ProxyIAMRoleARN); err != nil {
+			if len(m.Pairs) > 1 {
+				return fmt.Errorf("role pair %d: proxy_iam_role_arn: %w", i+1, err)
+			}
+			return fmt.Errorf("proxy_iam_role_arn: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // orgRE is the grammar accepted for Domino organization names. It is a subset
@@ -51,13 +51,13 @@ func (p RolePair) Validate() error {
 	if p.IAMRoleARN == "" {
 		return &ValidationError{Field: "iam_role_arn", Message: "is required"}
 	}
-	if _, err := iam.ParseRoleARN(p.IAMRoleARN); err != nil {
+	if _, err := model.ParseRoleARN(p.IAMRoleARN); err != nil {
 		return &ValidationError{Field: "iam_role_arn", Message: err.Error()}
 	}
 	if p.ProxyIAMRoleARN == "" {
 		return &ValidationError{Field: "proxy_iam_role_arn", Message: "is required"}
 	}
-	if _, err := iam.ParseRoleARN(p.ProxyIAMRoleARN); err != nil {
+	if _, err := model.ParseRoleARN(p.ProxyIAMRoleARN); err != nil {
 		return &ValidationError{Field: "proxy_iam_role_arn", Message: err.Error()}
 	}
 	return nil

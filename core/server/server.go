@@ -203,6 +203,7 @@ func Run(ctx context.Context, cfg config.Serve, log hclog.Logger) error {
 		Policy:          pol,
 		Mappings:        store,
 		Trust:           trustWriter,
+		ProxyRoles:      writer,
 		ServiceAccounts: sas,
 		Subject:         subject,
 		Render: awsconfig.Options{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/trust"
 )
 
@@ -23,7 +24,7 @@ type mutexBaseline struct {
 }
 
 func (m *mutexBaseline) ensure(ctx context.Context, roleARN, subject string) error {
-	arn, err := iam.ParseRoleARN(roleARN)
+	arn, err := model.ParseRoleARN(roleARN)
 	if err != nil {
 		return err
 	}

@@ -310,3 +310,74 @@ func TestIntegrationSubjectsAndMissingRole(t *testing.T) {
 		t.Fatalf("got %v, want NoSuchEntity naming the role", err)
 	}
 }
+
+// Issue 11, item 1: IAM finds roles by name in the caller's account, so an
+// ARN with another account or path reached the same role by name. The writer
+// now refuses any spelling but IAM's own, before writing, and two spellings
+// can no longer be written concurrently outside one queue.
+func TestIntegrationRefusesOtherSpellingsOfARole(t *testing.T) {
+	e := newEnv(t)
+	e.sim.SetQuota(acct, 1<<16)
+	arn := e.role(t, "acme-proxy")
+	w := trust.NewWriter(e.client(t), trust.WriterOptions{OIDCProvider: provider})
+	ctx := context.Background()
+
+	spellings := []string{
+		"arn:aws:iam::111111111111:role/acme-proxy",           // another account
+		"arn:aws:iam::" + acct + ":role/some/path/acme-proxy", // another path
+		"arn:aws:iam::" + acct + ":role/ACME-proxy",           // another case
+		"arn:aws-us-gov:iam::" + acct + ":role/acme-proxy",    // another partition
+	}
+	for _, s := range spellings {
+		err := w.Ensure(ctx, s, subject("intruder"))
+		var me *trust.RoleMismatchError
+		if !errors.As(err, &me) || me.Actual != arn {
+			t.Errorf("Ensure(%s) = %v, want a RoleMismatchError naming %s", s, err, arn)
+		}
+		if err := w.Verify(ctx, s); !errors.As(err, &me) {
+			t.Errorf("Verify(%s) = %v, want a RoleMismatchError", s, err)
+		}
+		if _, err := w.Subjects(ctx, s); !errors.As(err, &me) {
+			t.Errorf("Subjects(%s) = %v, want a RoleMismatchError", s, err)
+		}
+	}
+	if got := e.subjects(t, "acme-proxy"); slices.Contains(got, subject("intruder")) {
+		t.Fatalf("a mismatched spelling wrote the role: %v", got)
+	}
+	var me *trust.RoleMismatchError
+	if err := w.Ensure(ctx, spellings[0], subject("x")); !errors.As(err, &me) || !strings.Contains(err.Error(), "account 111111111111") {
+		t.Errorf("error does not name the wrong account: %v", err)
+	}
+	if err := w.Verify(ctx, arn); err != nil {
+		t.Fatalf("Verify(%s): %v", arn, err)
+	}
+
+	// 100 concurrent ensures, half through a second spelling: every correct
+	// one lands, every other is refused, nothing is lost.
+	e.sim.SetLatency("", 5*time.Millisecond)
+	const n = 100
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			role := arn
+			if i%2 == 1 {
+				role = spellings[1]
+			}
+			errs[i] = w.Ensure(ctx, role, subject(fmt.Sprintf("run-%d", i)))
+		}()
+	}
+	wg.Wait()
+	got := e.subjects(t, "acme-proxy")
+	for i := range n {
+		want := i%2 == 0
+		if (errs[i] == nil) != want {
+			t.Errorf("ensure %d: %v", i, errs[i])
+		}
+		if slices.Contains(got, subject(fmt.Sprintf("run-%d", i))) != want {
+			t.Errorf("run-%d present=%v, want %v", i, !want, want)
+		}
+	}
+}

@@ -9,13 +9,15 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // IAM is what the writer needs from IAM; *iam.Client implements it.
 type IAM interface {
-	// GetTrustPolicy returns the role's trust policy (URL-decoded or not).
-	GetTrustPolicy(ctx context.Context, roleName string) (string, error)
+	// GetRole returns the role as IAM knows it: its ARN and its trust
+	// policy (URL-decoded or not).
+	GetRole(ctx context.Context, roleName string) (iam.Role, error)
 	// UpdateTrustPolicy replaces the role's trust policy.
 	UpdateTrustPolicy(ctx context.Context, roleName, doc string) error
 	// TrustPolicySizeQuota is the account's AssumeRolePolicySizeQuota.
@@ -80,6 +82,37 @@ func (e *NoManagedStatementError) Error() string {
 
 // Is makes errors.Is(err, ErrNoManagedStatement) true.
 func (e *NoManagedStatementError) Is(target error) bool { return target == ErrNoManagedStatement }
+
+// RoleMismatchError: IAM calls roles by name within the caller's account, so
+// a role ARN whose account, path or name differs from what GetRole answers
+// names another role than the one IAM would change. The writer refuses it
+// before any write (see docs/design/role-arns.md).
+type RoleMismatchError struct {
+	Role   string // the ARN asked for
+	Actual string // the ARN GetRole returned for the same name
+}
+
+func (e *RoleMismatchError) Error() string {
+	want, err1 := model.ParseRoleARN(e.Role)
+	got, err2 := model.ParseRoleARN(e.Actual)
+	if err1 == nil && err2 == nil && want.AccountID != got.AccountID {
+		return fmt.Sprintf("proxy role %s is in account %s, but the broker's IAM account is %s (GetRole answered %s); the broker edits trust policies only in its own account",
+			e.Role, want.AccountID, got.AccountID, e.Actual)
+	}
+	return fmt.Sprintf("proxy role %s does not match the role IAM has under that name: %s (account, path and name must be exactly as IAM spells them)", e.Role, e.Actual)
+}
+
+// UnusableRoleError: Verify found that the writer could never edit the role
+// (missing, another ARN, no managed statement): the caller's input is wrong,
+// retrying will not help.
+type UnusableRoleError struct {
+	Role   string
+	Reason string
+	Err    error
+}
+
+func (e *UnusableRoleError) Error() string { return e.Reason }
+func (e *UnusableRoleError) Unwrap() error { return e.Err }
 
 // Writer applies subject additions and removals to trust policies. Per role,
 // rounds run one at a time; requests arriving while a round is in flight
@@ -192,32 +225,77 @@ func (w *Writer) Subjects(ctx context.Context, roleARN string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := w.api.GetTrustPolicy(ctx, arn.Name)
+	doc, err := w.read(ctx, arn)
 	if err != nil {
-		return nil, fmt.Errorf("trust: reading the trust policy of role %s: %w", arn, err)
-	}
-	doc, err := Parse(raw, w.opts.OIDCProvider)
-	if err != nil {
-		return nil, fmt.Errorf("trust: role %s: %w", arn, err)
-	}
-	if doc.ManagedStatements() == 0 {
-		return nil, &NoManagedStatementError{Role: arn.String(), Provider: w.opts.OIDCProvider}
+		return nil, err
 	}
 	return doc.Subjects(), nil
 }
 
-func (w *Writer) check(roleARN string) (iam.RoleARN, error) {
-	if w.opts.OIDCProvider == "" {
-		return iam.RoleARN{}, errors.New("trust: the writer has no OIDC provider configured")
-	}
-	arn, err := iam.ParseRoleARN(roleARN)
+// Verify checks that roleARN is a role the writer may edit: IAM has it with
+// exactly that ARN (the broker's account, the same path and name) and its
+// trust policy has a statement federating the configured OIDC provider.
+// Mapping writes call it so that a wrong proxy role is refused at once
+// rather than at a workload's first request.
+//
+// A role IAM does not have, knows under another ARN, or whose policy has no
+// managed statement is an *UnusableRoleError; other errors (IAM unreachable,
+// throttled, denied) are returned as they are.
+func (w *Writer) Verify(ctx context.Context, roleARN string) error {
+	arn, err := w.check(roleARN)
 	if err != nil {
-		return iam.RoleARN{}, fmt.Errorf("trust: %w", err)
+		return err
+	}
+	_, err = w.read(ctx, arn)
+	var (
+		ie  *iam.Error
+		rme *RoleMismatchError
+		nme *NoManagedStatementError
+	)
+	switch {
+	case errors.As(err, &ie) && ie.Kind == iam.KindNoSuchEntity:
+		return &UnusableRoleError{Role: arn.String(), Reason: fmt.Sprintf("IAM has no role named %s in the broker's account", arn.Name), Err: err}
+	case errors.As(err, &rme):
+		return &UnusableRoleError{Role: arn.String(), Reason: rme.Error(), Err: err}
+	case errors.As(err, &nme):
+		return &UnusableRoleError{Role: arn.String(), Reason: nme.Error(), Err: err}
+	}
+	return err
+}
+
+// read returns the role's trust policy after checking that IAM's role is
+// the one arn names and that the policy has a managed statement.
+func (w *Writer) read(ctx context.Context, arn model.RoleARN) (*Document, error) {
+	role := arn.String()
+	r, err := w.api.GetRole(ctx, arn.Name)
+	if err != nil {
+		return nil, fmt.Errorf("trust: reading the trust policy of role %s: %w", role, err)
+	}
+	if r.ARN != role {
+		return nil, &RoleMismatchError{Role: role, Actual: r.ARN}
+	}
+	doc, err := w.parse(role, r.TrustPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("trust: role %s: %w", role, err)
+	}
+	if doc.ManagedStatements() == 0 {
+		return nil, &NoManagedStatementError{Role: role, Provider: w.opts.OIDCProvider}
+	}
+	return doc, nil
+}
+
+func (w *Writer) check(roleARN string) (model.RoleARN, error) {
+	if w.opts.OIDCProvider == "" {
+		return model.RoleARN{}, errors.New("trust: the writer has no OIDC provider configured")
+	}
+	arn, err := model.ParseRoleARN(roleARN)
+	if err != nil {
+		return model.RoleARN{}, fmt.Errorf("trust: %w", err)
 	}
 	return arn, nil
 }
 
-func (w *Writer) submit(ctx context.Context, arn iam.RoleARN, req *request) error {
+func (w *Writer) submit(ctx context.Context, arn model.RoleARN, req *request) error {
 	req.done = make(chan error, 1)
 	key := arn.String()
 	w.mu.Lock()
@@ -240,7 +318,7 @@ func (w *Writer) submit(ctx context.Context, arn iam.RoleARN, req *request) erro
 }
 
 // run executes rounds for one role until its queue is empty.
-func (w *Writer) run(arn iam.RoleARN, q *roleQueue) {
+func (w *Writer) run(arn model.RoleARN, q *roleQueue) {
 	key := arn.String()
 	for {
 		w.mu.Lock()
@@ -268,7 +346,7 @@ func (w *Writer) run(arn iam.RoleARN, q *roleQueue) {
 }
 
 // round is one read-modify-write of the role's trust policy for batch.
-func (w *Writer) round(arn iam.RoleARN, batch []*request) {
+func (w *Writer) round(arn model.RoleARN, batch []*request) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.RoundTimeout)
 	defer cancel()
 	start := time.Now()
@@ -293,7 +371,7 @@ func (w *Writer) round(arn iam.RoleARN, batch []*request) {
 
 // commit does the round's work. A returned error fails the whole batch;
 // otherwise results holds each request's own outcome.
-func (w *Writer) commit(ctx context.Context, arn iam.RoleARN, batch []*request, results []error) (string, error) {
+func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request, results []error) (string, error) {
 	role := arn.String()
 	if w.opts.Locker != nil {
 		unlock, err := w.opts.Locker.Lock(ctx, role)
@@ -306,16 +384,9 @@ func (w *Writer) commit(ctx context.Context, arn iam.RoleARN, batch []*request, 
 	if err != nil {
 		return "failed", fmt.Errorf("trust: reading the trust-policy size quota: %w", err)
 	}
-	raw, err := w.api.GetTrustPolicy(ctx, arn.Name)
+	orig, err := w.read(ctx, arn)
 	if err != nil {
-		return "failed", fmt.Errorf("trust: reading the trust policy of role %s: %w", role, err)
-	}
-	orig, err := w.parse(role, raw)
-	if err != nil {
-		return "failed", fmt.Errorf("trust: role %s: %w", role, err)
-	}
-	if orig.ManagedStatements() == 0 {
-		return "failed", &NoManagedStatementError{Role: role, Provider: w.opts.OIDCProvider}
+		return "failed", err
 	}
 
 	base := orig

@@ -40,8 +40,8 @@ type fakeIAM struct {
 	updates   int
 	updateErr error
 	quotaErr  error
-	// hold, when set, blocks GetTrustPolicy until it is closed; entered is
-	// signalled each time a GetTrustPolicy starts.
+	// hold, when set, blocks GetRole until it is closed; entered is
+	// signalled each time a GetRole starts.
 	hold    chan struct{}
 	entered chan struct{}
 }
@@ -50,7 +50,9 @@ func newFakeIAM(doc string) *fakeIAM {
 	return &fakeIAM{docs: map[string]string{roleName: doc}, quota: 2048}
 }
 
-func (f *fakeIAM) GetTrustPolicy(ctx context.Context, name string) (string, error) {
+// GetRole answers as IAM does: roles are found by name in the caller's
+// account (946429944765 here), whatever account or path the caller believes.
+func (f *fakeIAM) GetRole(ctx context.Context, name string) (iam.Role, error) {
 	f.mu.Lock()
 	f.gets++
 	hold, entered := f.hold, f.entered
@@ -62,16 +64,16 @@ func (f *fakeIAM) GetTrustPolicy(ctx context.Context, name string) (string, erro
 		select {
 		case <-hold:
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return iam.Role{}, ctx.Err()
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.docs[name]
 	if !ok {
-		return "", &iam.Error{Kind: iam.KindNoSuchEntity, Action: "iam:GetRole", Role: name, Code: "NoSuchEntity"}
+		return iam.Role{}, &iam.Error{Kind: iam.KindNoSuchEntity, Action: "iam:GetRole", Role: name, Code: "NoSuchEntity"}
 	}
-	return d, nil
+	return iam.Role{ARN: "arn:aws:iam::946429944765:role/" + name, Name: name, Path: "/", TrustPolicy: d}, nil
 }
 
 func (f *fakeIAM) UpdateTrustPolicy(_ context.Context, name, doc string) error {

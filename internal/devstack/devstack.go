@@ -190,6 +190,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		Policy:          pol,
 		Mappings:        s.Mappings,
 		Trust:           writer,
+		ProxyRoles:      writer,
 		ServiceAccounts: &broker.MemoryServiceAccounts{},
 		Render:          awsconfig.Options{},
 		Metrics:         s.Metrics,
