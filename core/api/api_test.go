@@ -235,6 +235,17 @@ func TestBadInput(t *testing.T) {
 		{"bad sa name", "POST", "/service_account", admin, `{"service_account_name":"Bad_Name"}`, nil, 400, "invalid_service_account_name"},
 		{"sa non-admin", "POST", "/service_account", alice, `{"service_account_name":"alice"}`, nil, 403, "forbidden"},
 		{"v2 unknown field", "PUT", "/v2/mappings/x", admin, `{"role_pairs":[],"extra":1}`, nil, 400, "invalid_json"},
+		// Keys are exact (issue 11, item 8): encoding/json alone lets the last
+		// duplicate win and matches keys case-insensitively.
+		{"duplicate run_id", "POST", "/map_iam_roles_to_pod_sa", alice, `{"run_id":"run1","run_id":"run2"}`, nil, 400, "duplicate_field"},
+		{"run_id case variant", "POST", "/map_iam_roles_to_pod_sa", alice, `{"run_id":"run1","RUN_ID":"run2"}`, nil, 400, "invalid_field"},
+		{"run_id upper key", "POST", "/map_iam_roles_to_pod_sa", alice, `{"RUN_ID":"run2"}`, nil, 400, "invalid_field"},
+		{"v2 map upper key", "POST", "/v2/map", alice, `{"Run_Id":"run2"}`, nil, 400, "invalid_field"},
+		{"v2 preview duplicate", "POST", "/v2/preview", alice, `{"run_id":"run1","run_id":"run2"}`, nil, 400, "duplicate_field"},
+		{"duplicate org", "POST", "/update_role_mapping", admin, `{"domino_org":"irsa-iamrole-list-bucket","domino_org":"x","iam_role_arn":"arn:aws:iam::524112250363:role/a","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/acme-read-bucket-role"}`, nil, 400, "duplicate_field"},
+		{"nested duplicate", "POST", "/update_multirole_mapping", admin, `{"domino_org":"x","role_data":[{"iam_role_arn":"arn:aws:iam::524112250363:role/a","iam_role_arn":"arn:aws:iam::524112250363:role/b","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/acme-read-bucket-role"}]}`, nil, 400, "duplicate_field"},
+		{"v2 pairs duplicate", "PUT", "/v2/mappings/x", admin, `{"role_pairs":[{"iam_role_arn":"arn:aws:iam::524112250363:role/a","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/acme-read-bucket-role","proxy_iam_role_arn":"arn:aws:iam::946429944765:role/acme-list-bucket-role"}]}`, nil, 400, "duplicate_field"},
+		{"duplicate sa name", "POST", "/service_account", admin, `{"service_account_name":"a","service_account_name":"b"}`, nil, 400, "duplicate_field"},
 	}
 	before := st.Sim.Calls()["UpdateAssumeRolePolicy"]
 	mappingsBefore := call(t, st, "GET", "/role_mappings", admin, "").body

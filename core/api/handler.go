@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"reflect"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,10 +74,10 @@ func NewHandler(o Options) http.Handler {
 	r := chi.NewRouter()
 	r.Use(h.requestID, h.observe, h.recoverer, h.limits)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, problem{status: http.StatusNotFound, code: "not_found", message: "no route for " + r.Method + " " + r.URL.Path})
+		writeProblem(w, r, problem{status: http.StatusNotFound, code: "not_found", message: "no route for " + clip(r.Method) + " " + clip(r.URL.Path)})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, problem{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: r.Method + " is not allowed on " + r.URL.Path})
+		writeProblem(w, r, problem{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: clip(r.Method) + " is not allowed on " + clip(r.URL.Path)})
 	})
 
 	r.Get("/healthz", h.healthz)
@@ -132,13 +136,36 @@ func (h *handler) observe(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		d := time.Since(start)
-		h.o.Metrics.HTTPDuration.WithLabelValues(route, r.Method, strconv.Itoa(status)).Observe(d.Seconds())
+		method := metricMethod(r.Method)
+		h.o.Metrics.HTTPDuration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
 		if route == "/healthz" || route == "/readyz" {
 			return
 		}
-		h.log.Info("request", "request_id", RequestID(r.Context()), "method", r.Method, "route", route,
+		h.log.Info("request", "request_id", RequestID(r.Context()), "method", method, "route", route,
 			"status", status, "bytes", ww.BytesWritten(), "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
 	})
+}
+
+// metricMethod bounds the method label: any caller can send any token as a
+// method, so only the standard ones are kept and everything else is "other".
+// Routes are chi's patterns ("unmatched" otherwise) and statuses are the
+// handler's own, so every label of the HTTP histogram has a fixed set of values.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// clip shortens caller-controlled text echoed in an error message.
+func clip(s string) string {
+	const max = 128
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }
 
 // recoverer turns a panic into a JSON 500; the stack goes to the log only.
@@ -157,10 +184,13 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// limits bounds the body size and the time of each request.
+// limits bounds the body size and the time of each request. The deadline
+// covers reading the body too: a caller trickling its body is cut off at the
+// request timeout, not at the server's longer ReadTimeout.
 func (h *handler) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.o.Timeout))
 		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -217,19 +247,35 @@ func (h *handler) caller(r *http.Request) (sdk.Identity, error) {
 // decodeJSON reads exactly one JSON object into v. strict rejects unknown
 // fields. The Content-Type is not checked: clients of the existing service
 // (curl -d among them) send JSON under other types, and the body decides.
+//
+// Keys are exact: a key repeated in any object is refused (encoding/json
+// would let the last one win), and so is a key that only matches one of v's
+// fields case-insensitively (encoding/json would take "RUN_ID" for run_id).
 func decodeJSON(r *http.Request, v any, strict bool) error {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &requestError{status: http.StatusRequestTimeout, code: "body_timeout", message: "the request body was not received in time"}
+		}
+		return badRequest("invalid_json", "cannot read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("invalid_json", "request body is empty; send a JSON object")
+	}
+	if err := checkKeys(body, fieldNames(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		var te *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &mbe):
-			return err
-		case errors.Is(err, io.EOF):
-			return badRequest("invalid_json", "request body is empty; send a JSON object")
 		case errors.As(err, &te) && te.Field == "":
 			return badRequest("invalid_json", "request body must be a JSON object")
 		case errors.As(err, &te):
@@ -239,13 +285,87 @@ func decodeJSON(r *http.Request, v any, strict bool) error {
 		}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
 		return badRequest("invalid_json", "request body must be a single JSON object")
 	}
 	return nil
+}
+
+// checkKeys walks the JSON document and refuses a key repeated within one
+// object (at any depth) and, in the top-level object, a key that is not one
+// of fields but equals one of them case-insensitively. Malformed JSON is
+// left to the decoder's error.
+func checkKeys(body []byte, fields []string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next token of an object is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if _, delim := tok.(json.Delim); !delim && top != nil && top.object && top.key {
+			k, _ := tok.(string)
+			if top.keys[k] {
+				return badRequest("duplicate_field", fmt.Sprintf("field %q appears more than once", clip(k)))
+			}
+			top.keys[k] = true
+			if len(stack) == 1 && !slices.Contains(fields, k) {
+				for _, f := range fields {
+					if strings.EqualFold(f, k) {
+						return badRequest("invalid_field", fmt.Sprintf("unknown field %q (field names are case-sensitive: %q)", clip(k), f))
+					}
+				}
+			}
+			top.key = false
+			continue
+		}
+		if top != nil && top.object {
+			top.key = true // this token is the value; a key comes next
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].key = true
+			}
+		}
+	}
+}
+
+// fieldNames lists the JSON names of the fields of the struct v points to
+// (none for maps and other types, whose keys are matched exactly anyway).
+func fieldNames(v any) []string {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	return names
 }
 
 // wantsJSON: the client asked for JSON and did not also accept plain text

@@ -71,6 +71,8 @@ type Options struct {
 	DeniedIAMActions []string
 	// SimLatency is applied to every simulator call (benchmarks).
 	SimLatency time.Duration
+	// RequestTimeout bounds each broker request (api.Options.Timeout).
+	RequestTimeout time.Duration
 }
 
 // Stack is a running dev stack.
@@ -201,7 +203,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	handler := api.NewHandler(api.Options{
-		Service: svc, Metrics: s.Metrics, Logger: log,
+		Service: svc, Metrics: s.Metrics, Logger: log, Timeout: o.RequestTimeout,
 		Ready: []api.Check{
 			{Name: "policy", Fn: func(context.Context) error { return pol.Ready() }},
 			{Name: "identity", Fn: auth.Healthy},
