@@ -14,6 +14,7 @@ admin_actions := {
 	"mapping.delete",
 	"service_account.write",
 	"service_account.delete",
+	"status.read",
 }
 
 allow if {

@@ -19,7 +19,7 @@ test_truthy_non_bool_admin_denied if {
 }
 
 test_admin_every_admin_action if {
-	every action in {"mapping.read", "mapping.write", "mapping.delete", "service_account.write", "service_account.delete"} {
+	every action in {"mapping.read", "mapping.write", "mapping.delete", "service_account.write", "service_account.delete", "status.read"} {
 		authz.allow with input as {"identity": {"admin": true}, "request": {"action": action}}
 	}
 }
@@ -30,4 +30,8 @@ test_admin_cannot_map_foreign_workload if {
 
 test_unknown_action_denied if {
 	not authz.allow with input as {"identity": {"admin": true}, "request": {"action": "something.else"}}
+}
+
+test_non_admin_cannot_read_status if {
+	not authz.allow with input as {"identity": {"admin": false}, "request": {"action": "status.read"}}
 }

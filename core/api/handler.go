@@ -49,6 +49,9 @@ type Options struct {
 	Timeout time.Duration
 	// Ready lists the readiness checks of /readyz.
 	Ready []Check
+	// Status, optional, returns the components' status for /v2/status
+	// (admins only: it may name files and quote errors).
+	Status func() any
 	// Extra mounts additional routes (the dev stack's /dev endpoints).
 	Extra func(r chi.Router)
 }
@@ -384,18 +387,35 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "{'status': 'Healthy'}")
 }
 
-func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
-	checks := map[string]string{}
-	ready := true
+// runChecks runs the readiness checks; details maps each failing check to
+// its error.
+func (h *handler) runChecks(ctx context.Context) (ready bool, details map[string]string) {
+	details = map[string]string{}
+	ready = true
 	for _, c := range h.o.Ready {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		err := c.Fn(ctx)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.Fn(cctx)
 		cancel()
 		if err != nil {
 			ready = false
-			checks[c.Name] = err.Error()
+			details[c.Name] = err.Error()
 		} else {
-			checks[c.Name] = "ok"
+			details[c.Name] = "ok"
+		}
+	}
+	return ready, details
+}
+
+// readyz answers the kubelet's probe. It is unauthenticated, so it says only
+// which check fails; the reason goes to the log and to the admins' /v2/status.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ready, details := h.runChecks(r.Context())
+	checks := make(map[string]string, len(details))
+	for name, d := range details {
+		checks[name] = "ok"
+		if d != "ok" {
+			checks[name] = "failing"
+			h.log.Warn("readiness check failing", "check", name, "error", d)
 		}
 	}
 	status, word := http.StatusOK, "ready"
@@ -403,4 +423,23 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 		status, word = http.StatusServiceUnavailable, "not ready"
 	}
 	writeJSON(w, status, map[string]any{"status": word, "checks": checks})
+}
+
+// status is /v2/status (admins): readiness with its reasons and the
+// components' own status (the serving policy, a refused reload).
+func (h *handler) status(w http.ResponseWriter, r *http.Request) error {
+	id, err := h.caller(r)
+	if err != nil {
+		return err
+	}
+	if err := h.svc.Authorize(r.Context(), id, broker.ActionStatusRead, RequestID(r.Context())); err != nil {
+		return err
+	}
+	ready, details := h.runChecks(r.Context())
+	body := map[string]any{"ready": ready, "checks": details}
+	if h.o.Status != nil {
+		body["components"] = h.o.Status()
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +133,56 @@ func TestTimedOutMapIsRetriedCheaply(t *testing.T) {
 	}
 	if got := st.Sim.Calls()["UpdateAssumeRolePolicy"]; got != writes {
 		t.Fatalf("the retry wrote the trust policy again: %d → %d writes", writes, got)
+	}
+}
+
+// Issue 11, item 5: a refused policy reload made /readyz fail on every
+// replica watching the same files, and /readyz (no auth) printed the file
+// path and the offending source. Readiness now reflects the ability to
+// serve; the reason is for admins, at /v2/status.
+func TestRefusedPolicyReloadKeepsReadinessAndDisclosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	st := devstack.StartTest(t, devstack.Options{PolicyDir: dir})
+	const secretish = "grants contains SECRET_MARKER if {"
+	file := filepath.Join(dir, "broken.rego")
+	if err := os.WriteFile(file, []byte("package irsa.grants\n\n"+secretish+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var status map[string]any
+	for {
+		r := call(t, st, "GET", "/v2/status", admin, "")
+		if r.status != 200 {
+			t.Fatalf("/v2/status = %d %s", r.status, r.body)
+		}
+		status = r.json(t)
+		pol := status["components"].(map[string]any)["policy"].(map[string]any)
+		if e, _ := pol["reload_error"].(string); strings.Contains(e, "broken.rego") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused reload never showed in /v2/status: %v", status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status["ready"] != true {
+		t.Errorf("/v2/status ready = %v after a refused reload", status["ready"])
+	}
+	r := call(t, st, "GET", "/readyz", "", "")
+	if r.status != 200 {
+		t.Fatalf("/readyz = %d %s after a refused reload; the last good policy still serves", r.status, r.body)
+	}
+	if strings.Contains(r.body, dir) || strings.Contains(r.body, "SECRET_MARKER") || strings.Contains(r.body, "rego") {
+		t.Fatalf("/readyz discloses configuration: %s", r.body)
+	}
+	if r := call(t, st, "GET", "/v2/status", alice, ""); r.status != 403 {
+		t.Fatalf("/v2/status for a non-admin = %d %s", r.status, r.body)
+	}
+	if r := call(t, st, "GET", "/v2/status", "", ""); r.status != 401 {
+		t.Fatalf("/v2/status without credentials = %d %s", r.status, r.body)
+	}
+	// Maps keep working on the last good policy.
+	if r := call(t, st, "POST", "/map_iam_roles_to_pod_sa", alice, `{"run_id":"run1"}`); r.status != 200 {
+		t.Fatalf("map after a refused reload = %d %s", r.status, r.body)
 	}
 }

@@ -14,6 +14,7 @@ import (
 // list of role pairs (docs/openapi.yaml).
 func (h *handler) v2Routes(r chi.Router) {
 	r.Get("/whoami", h.handle(h.whoami))
+	r.Get("/status", h.handle(h.status))
 	r.Get("/grants", h.handle(h.myGrants))
 	r.Post("/map", h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, false, false) }))
 	r.Post("/preview", h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, true, false) }))

@@ -25,6 +25,8 @@ const (
 	ActionMappingDelete        = "mapping.delete"
 	ActionServiceAccountWrite  = "service_account.write"
 	ActionServiceAccountDelete = "service_account.delete"
+	// ActionStatusRead reads the broker's detailed status (/v2/status).
+	ActionStatusRead = "status.read"
 	// ActionMapForeignWorkload is asked when a caller maps a run someone else
 	// started; the default policy denies it (invariant 6).
 	ActionMapForeignWorkload = "workload.map_foreign"
@@ -280,6 +282,11 @@ func (s *Service) MyGrants(ctx context.Context, caller sdk.Identity, requestID s
 		return policy.Decision{}, mapping.Snapshot{}, fmt.Errorf("policy: %w", err)
 	}
 	return dec, snap, nil
+}
+
+// Authorize checks that the policy allows caller the admin action.
+func (s *Service) Authorize(ctx context.Context, caller sdk.Identity, action, requestID string) error {
+	return s.authorize(ctx, caller, action, requestID)
 }
 
 func (s *Service) authorize(ctx context.Context, caller sdk.Identity, action, requestID string) error {

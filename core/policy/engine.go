@@ -140,17 +140,38 @@ func (e *Engine) Revision() string {
 	return ""
 }
 
-// Ready is nil when a policy is loaded and the last reload compiled; otherwise
-// it says why (the last good policy keeps serving meanwhile).
+// Ready reports whether a policy is loaded and serving. A refused reload
+// does not make the engine unready: the last good policy keeps serving, and
+// every replica watching the same files would otherwise leave rotation at
+// once. Status, metrics and logs report a refused reload.
 func (e *Engine) Ready() error {
-	c := e.current.Load()
-	if c == nil {
+	if e.current.Load() == nil {
 		return errors.New("no policy loaded")
 	}
-	if st := e.status.Load(); st != nil && st.err != nil {
-		return fmt.Errorf("policy reload refused, still serving revision %s: %w", c.revision, st.err)
-	}
 	return nil
+}
+
+// Status is what the engine serves and how its last reload went.
+type Status struct {
+	Revision string   `json:"revision"`
+	Modules  []string `json:"modules"`
+	// ReloadError is the last reload's error, empty when it compiled; the
+	// policy of Revision keeps serving meanwhile.
+	ReloadError     string `json:"reload_error,omitempty"`
+	RefusedRevision string `json:"refused_revision,omitempty"`
+}
+
+// Status returns the serving revision and the outcome of the last reload.
+// It may name policy files and quote their errors: serve it to admins only.
+func (e *Engine) Status() Status {
+	var st Status
+	if c := e.current.Load(); c != nil {
+		st.Revision, st.Modules = c.revision, slices.Clone(c.modules)
+	}
+	if rs := e.status.Load(); rs != nil && rs.err != nil {
+		st.ReloadError, st.RefusedRevision = rs.err.Error(), rs.failedRev
+	}
+	return st
 }
 
 // Reload re-reads and compiles the policies now.

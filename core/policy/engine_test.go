@@ -311,8 +311,13 @@ func TestBrokenReloadKeepsLastGood(t *testing.T) {
 	if err := e.Reload(context.Background()); err == nil {
 		t.Fatal("Reload accepted a broken policy")
 	}
-	if err := e.Ready(); err == nil || !strings.Contains(err.Error(), good) {
-		t.Fatalf("Ready = %v, want an error naming the serving revision %s", err, good)
+	// Issue 11, item 5: a refused reload keeps the replica ready (the last
+	// good policy serves) and is reported by Status, metrics and logs.
+	if err := e.Ready(); err != nil {
+		t.Fatalf("Ready = %v after a refused reload, want ready: the last good policy serves", err)
+	}
+	if st := e.Status(); st.Revision != good || st.ReloadError == "" || st.RefusedRevision == "" || st.RefusedRevision == good {
+		t.Fatalf("Status = %+v, want the refusal beside serving revision %s", st, good)
 	}
 	if e.Revision() != good {
 		t.Fatalf("revision changed to %s", e.Revision())
@@ -337,6 +342,9 @@ func TestBrokenReloadKeepsLastGood(t *testing.T) {
 	}
 	if err := e.Ready(); err != nil {
 		t.Fatalf("Ready after fix: %v", err)
+	}
+	if st := e.Status(); st.ReloadError != "" {
+		t.Fatalf("Status after fix still reports %q", st.ReloadError)
 	}
 	if e.Revision() == good {
 		t.Fatal("revision did not change after a successful reload of different sources")
@@ -394,7 +402,10 @@ func TestWatchReloads(t *testing.T) {
 			})
 			// A broken edit is refused while the good one keeps serving.
 			writePolicy(t, dir, "platform.rego", "package irsa.grants\n\ngrants contains")
-			waitFor(t, "Ready to report the broken policy", func() bool { return e.Ready() != nil })
+			waitFor(t, "Status to report the broken policy", func() bool { return e.Status().ReloadError != "" })
+			if err := e.Ready(); err != nil {
+				t.Fatalf("a refused reload made the engine unready: %v", err)
+			}
 			if got := mustGrants(t, e, in, testSnapshot()); len(got) != 2 {
 				t.Fatalf("after broken edit: %+v", got)
 			}
@@ -403,7 +414,7 @@ func TestWatchReloads(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "the defaults to serve again", func() bool {
-				return e.Ready() == nil && len(mustGrants(t, e, in, testSnapshot())) == 1
+				return e.Status().ReloadError == "" && len(mustGrants(t, e, in, testSnapshot())) == 1
 			})
 		})
 	}

@@ -11,7 +11,7 @@ import (
 // (then it returns nil). It reacts to fsnotify events (debounced) and also
 // polls every PollInterval, which covers file systems without events and a
 // directory that was replaced. Unchanged sources are not recompiled; a policy
-// that does not compile is refused (see Ready) and the last good keeps
+// that does not compile is refused (see Status) and the last good keeps
 // serving. Without PolicyDir it just waits for ctx.
 func (e *Engine) Watch(ctx context.Context) error {
 	if e.opts.PolicyDir == "" {

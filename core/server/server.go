@@ -218,7 +218,8 @@ func Run(ctx context.Context, cfg config.Serve, log hclog.Logger) error {
 	}
 	handler := api.NewHandler(api.Options{
 		Service: svc, Metrics: m, Logger: log, Timeout: cfg.RequestTimeout,
-		Ready: ready,
+		Ready:  ready,
+		Status: func() any { return map[string]any{"policy": pol.Status()} },
 	})
 
 	errc := make(chan error, 2)

@@ -204,6 +204,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	handler := api.NewHandler(api.Options{
 		Service: svc, Metrics: s.Metrics, Logger: log, Timeout: o.RequestTimeout,
+		Status: func() any { return map[string]any{"policy": pol.Status()} },
 		Ready: []api.Check{
 			{Name: "policy", Fn: func(context.Context) error { return pol.Ready() }},
 			{Name: "identity", Fn: auth.Healthy},
