@@ -42,6 +42,7 @@ type Options struct {
 	// broker's base URL (http:// for dev).
 	Endpoint string
 	// HTTPClient talks to the broker (see NewHTTPClient); default http.DefaultClient.
+	// Its redirect policy is ignored: the Client never follows a redirect.
 	HTTPClient *http.Client
 	// Access yields the bearer token (Domino's API proxy).
 	Access TokenSource
@@ -72,6 +73,11 @@ func New(o Options) (*Client, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient
 	}
+	// A copy, so the caller's client keeps its own policy: the credentials go
+	// to the configured URL only, and a 3xx comes back as an answer.
+	hc := *o.HTTPClient
+	hc.CheckRedirect = refuseRedirects
+	o.HTTPClient = &hc
 	if o.UserAgent == "" {
 		o.UserAgent = "irsa-sidecar"
 	}
@@ -98,9 +104,14 @@ type MapRequest struct {
 	WorkloadType string `json:"irsa_workload_type,omitempty"`
 }
 
+// refuseRedirects makes an http.Client return a 3xx answer instead of
+// following it (and re-sending the request's credentials to the Location).
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // Map asks the broker to map the run's roles and returns the AWS config text
-// (empty when the user has no grants). Non-200 answers are *Error; missing
-// credentials are *TokenError.
+// (empty when the user has no grants). It never follows a redirect: a 3xx is a
+// *RedirectError, so the credentials reach the configured URL only. Other
+// non-200 answers are *Error; missing credentials are *TokenError.
 func (c *Client) Map(ctx context.Context, r MapRequest) (string, error) {
 	access, err := c.o.Access.Token(ctx)
 	if err != nil {
@@ -139,8 +150,14 @@ func (c *Client) Map(ctx context.Context, r MapRequest) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read broker answer: %w", err)
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return "", &RedirectError{Status: resp.StatusCode, Location: quoteLocation(resp.Header.Get("Location"), access, pod), URL: c.url}
+	}
 	if resp.StatusCode != http.StatusOK {
-		return "", parseError(resp, data, time.Now())
+		e := parseError(resp, data, time.Now())
+		// A broker that echoes a credential must not get it into our logs.
+		e.Message = redact(e.Message, access, pod)
+		return "", e
 	}
 	if len(data) > maxConfigBytes {
 		return "", fmt.Errorf("broker answer is larger than %d bytes", maxConfigBytes)
@@ -158,7 +175,8 @@ type TLSOptions struct {
 }
 
 // NewHTTPClient builds the broker's HTTP client: TLS verified against the system
-// roots plus CAFile, proxies from the environment, bounded timeouts.
+// roots plus CAFile, proxies from the environment, bounded timeouts, no
+// redirects followed.
 func NewHTTPClient(o TLSOptions, log hclog.Logger) (*http.Client, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -189,5 +207,5 @@ func NewHTTPClient(o TLSOptions, log hclog.Logger) (*http.Client, error) {
 	tr.TLSClientConfig = tc
 	tr.MaxIdleConns = 2
 	tr.IdleConnTimeout = 90 * time.Second
-	return &http.Client{Transport: tr, Timeout: o.Timeout}, nil
+	return &http.Client{Transport: tr, Timeout: o.Timeout, CheckRedirect: refuseRedirects}, nil
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,5 +293,89 @@ func TestMapURL(t *testing.T) {
 		if got := MapURL(in); got != want {
 			t.Errorf("MapURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestMapRefusesRedirects: a 3xx from the broker URL is an error naming the
+// status and the Location; it is never followed, so the credentials (the
+// user's bearer token, the pod token) reach nobody but the configured broker —
+// whatever the injected HTTP client's redirect policy.
+func TestMapRefusesRedirects(t *testing.T) {
+	var elsewhere struct {
+		sync.Mutex
+		calls       int
+		credentials []string
+	}
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Lock()
+		defer elsewhere.Unlock()
+		elsewhere.calls++
+		for _, h := range []string{"Authorization", "X-Domino-Api-Key", HeaderPodToken} {
+			if r.Header.Get(h) != "" {
+				elsewhere.credentials = append(elsewhere.credentials, h)
+			}
+		}
+		// An attacker's empty 200 "config".
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer other.Close()
+
+	hardened, err := NewHTTPClient(TLSOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := map[string]*http.Client{"default client": nil, "http.DefaultClient": http.DefaultClient, "NewHTTPClient": hardened}
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		for _, target := range []string{other.URL + "/steal", "/map_iam_roles_to_pod_sa/again"} {
+			for cname, hc := range clients {
+				t.Run(fmt.Sprintf("%d to %s with %s", status, target, cname), func(t *testing.T) {
+					brokerCalls := 0
+					broker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						brokerCalls++
+						w.Header().Set("Location", target)
+						w.WriteHeader(status)
+					}))
+					defer broker.Close()
+					c, err := New(Options{Endpoint: broker.URL, HTTPClient: hc, Access: StaticToken(accessTok), Pod: StaticToken(podTok)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := c.Map(context.Background(), MapRequest{RunID: "r1"})
+					if err == nil {
+						t.Fatalf("redirect followed; config = %q", got)
+					}
+					if !strings.Contains(err.Error(), strconv.Itoa(status)) || !strings.Contains(err.Error(), target) {
+						t.Errorf("error %q does not name the status %d and the Location %s", err, status, target)
+					}
+					var re *RedirectError
+					if !errors.As(err, &re) || re.Status != status || re.Location != target {
+						t.Errorf("err = %#v, want *RedirectError{%d, %s}", err, status, target)
+					}
+					if brokerCalls != 1 {
+						t.Errorf("broker called %d times, want 1 (no redirect followed)", brokerCalls)
+					}
+					if strings.Contains(err.Error(), accessTok) || strings.Contains(err.Error(), "secret-pod-token") {
+						t.Errorf("token in error: %v", err)
+					}
+				})
+			}
+		}
+	}
+	// A broker that puts a credential into the Location does not get it into our errors.
+	leaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", other.URL+"/?t="+accessTok+"&p="+podTok)
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer leaky.Close()
+	c, _ := New(Options{Endpoint: leaky.URL, Access: StaticToken(accessTok), Pod: StaticToken(podTok)})
+	if _, err := c.Map(context.Background(), MapRequest{RunID: "r1"}); err == nil || strings.Contains(err.Error(), accessTok) ||
+		strings.Contains(err.Error(), "secret-pod-token") || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("leaky Location: err = %v", err)
+	}
+
+	elsewhere.Lock()
+	defer elsewhere.Unlock()
+	if elsewhere.calls != 0 || len(elsewhere.credentials) != 0 {
+		t.Errorf("the redirect target was called %d times and received %v", elsewhere.calls, elsewhere.credentials)
 	}
 }

@@ -46,6 +46,47 @@ func (e *Error) Temporary() bool {
 	return false
 }
 
+// RedirectError is a 3xx answer of the broker URL. It is never followed: the
+// request carries the user's and the pod's credentials, which go to the
+// configured broker only.
+type RedirectError struct {
+	Status   int
+	Location string // as sent (shortened, credentials redacted); may be empty
+	URL      string // the configured URL that answered
+}
+
+func (e *RedirectError) Error() string {
+	loc := e.Location
+	if loc == "" {
+		loc = "(no Location)"
+	}
+	return fmt.Sprintf("broker answered HTTP %d redirecting to %s; not followed: the credentials go only to the configured broker URL %s (point DOMINO_IRSA_ENDPOINT at the broker itself)",
+		e.Status, loc, e.URL)
+}
+
+// maxLocation bounds a Location quoted in an error.
+const maxLocation = 200
+
+// quoteLocation makes a Location header fit for an error: one line, bounded,
+// without the request's credentials.
+func quoteLocation(loc string, secrets ...string) string {
+	loc = redact(strings.Join(strings.Fields(loc), ""), secrets...)
+	if len(loc) > maxLocation {
+		loc = loc[:maxLocation] + "…"
+	}
+	return loc
+}
+
+// redact replaces every non-empty secret in s.
+func redact(s string, secrets ...string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	return s
+}
+
 // maxMessage bounds a non-JSON error body quoted in an error.
 const maxMessage = 300
 
