@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ const (
 	StagePodToken    = "pod_token"
 	StageBroker      = "broker"
 	StageParse       = "parse"
+	StageValidate    = "validate"
 	StageWrite       = "write"
 	StageVerify      = "verify"
 )
@@ -83,6 +85,7 @@ type Agent struct {
 	clock    backoff.Clock
 	rand     func() float64
 	retry    backoff.Policy
+	rules    awsprofile.Rules
 	m        *metrics
 	idle     []interface{ CloseIdleConnections() }
 
@@ -132,6 +135,13 @@ func New(ctx context.Context, cfg Config, log hclog.Logger, d Deps) (*Agent, err
 		a.rand = rand.Float64
 	}
 	a.retry = backoff.Policy{Initial: cfg.BackoffInitial, Max: cfg.BackoffMax, Multiplier: 2, Jitter: 0.5, Rand: a.rand}
+	a.rules = awsprofile.Rules{TokenFiles: []string{cfg.WorkloadTokenFile}}
+	if cfg.WorkloadTokenFile == "" {
+		a.rules.TokenFiles = []string{cfg.TokenFile}
+		if cfg.TokenFile != DefaultTokenFile {
+			a.rules.TokenFiles = append(a.rules.TokenFiles, DefaultTokenFile)
+		}
+	}
 	if a.broker == nil {
 		hc, err := brokerclient.NewHTTPClient(brokerclient.TLSOptions{CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipTLSVerify, Timeout: cfg.RequestTimeout}, log)
 		if err != nil {
@@ -265,6 +275,7 @@ func (a *Agent) logError(e *ErrorInfo, failures int) {
 func (a *Agent) fail(stage string, err error) Outcome {
 	e := &ErrorInfo{Stage: stage, Message: err.Error(), At: a.clock.Now(), err: err}
 	var be *brokerclient.Error
+	var re *brokerclient.RedirectError
 	var te *brokerclient.TokenError
 	var ie *podinfo.InvalidError
 	var se *podinfo.SyntaxError
@@ -272,11 +283,14 @@ func (a *Agent) fail(stage string, err error) Outcome {
 	case errors.As(err, &be):
 		e.Status, e.Code, e.RequestID, e.retryAfter = be.Status, be.Code, be.RequestID, be.RetryAfter
 		e.permanent = !be.Temporary()
+	case errors.As(err, &re):
+		// Following it would need someone to change the broker URL.
+		e.Status, e.permanent = re.Status, true
 	case errors.As(err, &te):
 		e.Stage = te.Source
 	case errors.As(err, &ie), errors.As(err, &se):
 		e.permanent = true
-	case stage == StageParse:
+	case stage == StageParse, stage == StageValidate:
 		e.permanent = true
 	}
 	return Outcome{Error: e}
@@ -295,19 +309,38 @@ func (a *Agent) doRefresh(ctx context.Context) Outcome {
 	if err != nil {
 		return a.fail(StageBroker, err)
 	}
-	parsed, err := awsprofile.Parse(text)
-	if err != nil {
+	checked, err := awsprofile.Validate(text, a.rules)
+	var se *awsprofile.SyntaxError
+	switch {
+	case errors.As(err, &se):
 		return a.fail(StageParse, fmt.Errorf("the broker's AWS config is malformed; keeping the last good file: %w", err))
+	case err != nil:
+		return a.fail(StageValidate, fmt.Errorf("%w; nothing written (a config file in place is kept)", err))
 	}
-	sources, err := parsed.Sources()
-	if err != nil {
-		return a.fail(StageParse, fmt.Errorf("the broker's AWS config is unusable; keeping the last good file: %w", err))
+	var checks []atomicfile.Check
+	if len(checked.Config.Profiles) == 0 {
+		// "No grants" may start a pod without roles; it never wipes a config
+		// that has profiles (a redirected or truncated answer looks the same).
+		if fi, err := os.Stat(a.cfg.ConfigFile); err == nil && fi.Size() > 0 {
+			return a.fail(StageValidate, fmt.Errorf("refused AWS config: the broker answered with no profiles; an empty answer never replaces a config with profiles, %s (%d bytes) is kept", a.cfg.ConfigFile, fi.Size()))
+		}
+	} else {
+		// The AWS SDK reads the very file that is about to replace the config
+		// and must see exactly the validated profiles.
+		checks = append(checks, func(ctx context.Context, tmp string) error { return awsprofile.ConfirmWithSDK(ctx, tmp, checked) })
 	}
-	changed, err := atomicfile.WriteIfChanged(ctx, a.cfg.ConfigFile, []byte(text), 0o644)
-	if err != nil {
+	changed, err := atomicfile.WriteIfChanged(ctx, a.cfg.ConfigFile, []byte(text), 0o644, checks...)
+	var re *awsprofile.RejectError
+	switch {
+	case errors.As(err, &re):
+		return a.fail(StageValidate, fmt.Errorf("%w; nothing written (a config file in place is kept)", err))
+	case err != nil:
 		return a.fail(StageWrite, err)
 	}
-	names := parsed.Names()
+	names, sources := checked.Profiles, checked.Sources
+	if names == nil {
+		names = []string{}
+	}
 	now := a.clock.Now()
 
 	a.mu.Lock()

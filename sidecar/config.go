@@ -24,6 +24,12 @@ type Config struct {
 	// TokenFile is the pod's projected token (AWS_WEB_IDENTITY_TOKEN_FILE), sent to
 	// the broker and used for verification.
 	TokenFile string
+	// WorkloadTokenFile is the only web_identity_token_file the broker's
+	// profiles may name: where the workload containers read the projected
+	// token. Empty accepts TokenFile and DefaultTokenFile (the EKS path the
+	// broker renders by default), which is what a sidecar that reads the token
+	// at another mount than the workload needs.
+	WorkloadTokenFile string
 	// CAFile is a PEM bundle trusted for the broker's TLS, besides the system roots.
 	CAFile string
 	// InsecureSkipTLSVerify disables broker certificate checks (logged as a warning).

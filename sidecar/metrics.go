@@ -26,7 +26,7 @@ func newMetrics() *metrics {
 			Name: "irsa_sidecar_refresh_total", Help: "Refreshes by result (success, failure).",
 		}, []string{"result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irsa_sidecar_refresh_errors_total", Help: "Failed refreshes by stage (podinfo, access_token, pod_token, broker, parse, write, verify).",
+			Name: "irsa_sidecar_refresh_errors_total", Help: "Failed refreshes by stage (podinfo, access_token, pod_token, broker, parse, validate, write, verify).",
 		}, []string{"stage"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "irsa_sidecar_refresh_duration_seconds", Help: "Duration of a refresh, verification included.",

@@ -10,9 +10,15 @@ import (
 	"path/filepath"
 )
 
+// Check inspects the complete temporary file (already holding the new data and
+// mode) before it replaces the target; an error leaves the target untouched
+// and is returned as is.
+type Check func(ctx context.Context, tmpPath string) error
+
 // WriteIfChanged writes data to path unless the file already holds exactly data.
-// It reports whether it wrote. The directory is created if needed.
-func WriteIfChanged(ctx context.Context, path string, data []byte, perm fs.FileMode) (bool, error) {
+// It reports whether it wrote. The directory is created if needed. checks run
+// only when it writes (see Write).
+func WriteIfChanged(ctx context.Context, path string, data []byte, perm fs.FileMode, checks ...Check) (bool, error) {
 	cur, err := os.ReadFile(path)
 	switch {
 	case err == nil && bytes.Equal(cur, data):
@@ -26,7 +32,7 @@ func WriteIfChanged(ctx context.Context, path string, data []byte, perm fs.FileM
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
-	if err := Write(ctx, path, data, perm); err != nil {
+	if err := Write(ctx, path, data, perm, checks...); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -35,8 +41,9 @@ func WriteIfChanged(ctx context.Context, path string, data []byte, perm fs.FileM
 // Write replaces path with data: it writes a temporary file in the same
 // directory, syncs it, renames it over path and syncs the directory, so a
 // concurrent reader sees the old file or the new one, and a crash leaves one of
-// them on disk.
-func Write(ctx context.Context, path string, data []byte, perm fs.FileMode) (err error) {
+// them on disk. Each check runs on the temporary file before the rename, so
+// what it approved is exactly what readers get.
+func Write(ctx context.Context, path string, data []byte, perm fs.FileMode, checks ...Check) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -65,6 +72,11 @@ func Write(ctx context.Context, path string, data []byte, perm fs.FileMode) (err
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	for _, check := range checks {
+		if err := check(ctx, tmp.Name()); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("rename into %s: %w", path, err)

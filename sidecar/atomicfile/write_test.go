@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,46 @@ func TestWriteErrors(t *testing.T) {
 	cancel()
 	if err := Write(cctx, filepath.Join(dir, "c"), []byte("x"), 0o644); err == nil {
 		t.Error("write with a canceled context succeeded")
+	}
+}
+
+// TestCheckBeforeRename: a check sees the complete temporary file; its error
+// leaves the target as it was and no temporary file behind.
+func TestCheckBeforeRename(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("refused")
+	var seen string
+	check := func(_ context.Context, tmp string) error {
+		b, err := os.ReadFile(tmp)
+		seen = string(b)
+		if err != nil {
+			return err
+		}
+		return refused
+	}
+	if changed, err := WriteIfChanged(ctx, path, []byte("new"), 0o644, check); changed || !errors.Is(err, refused) {
+		t.Fatalf("changed=%v err=%v", changed, err)
+	}
+	if seen != "new" {
+		t.Errorf("check saw %q", seen)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("target = %q after a refused check", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only the config", len(entries))
+	}
+	pass := func(context.Context, string) error { return nil }
+	if changed, err := WriteIfChanged(ctx, path, []byte("new"), 0o644, pass); !changed || err != nil {
+		t.Fatalf("changed=%v err=%v", changed, err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Errorf("target = %q", b)
 	}
 }
 

@@ -87,7 +87,8 @@ func Parse(text string) (Config, error) {
 }
 
 // Names lists the profiles a workload uses (AWS_PROFILE): every profile except
-// the src_ ones, in file order.
+// the src_ ones, in file order. It goes by name only; Validate classifies by
+// settings (a role called src_x renders an assumed-role profile src_x).
 func (c Config) Names() []string {
 	out := []string{}
 	for _, p := range c.Profiles {
