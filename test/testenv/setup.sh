@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test control plane needs and prints nothing else on success:
 #   - etcd (Debian's etcd-server) if no etcd is on PATH,
+#   - python3-botocore (Debian) for the config round-trip test,
 #   - kube-apiserver built from the pinned k8s.io/kubernetes module, cached.
 # Idempotent: a second run finds both and returns at once.
 set -euo pipefail
@@ -18,6 +19,15 @@ if ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then
   apt-get install -y -qq etcd-server >/dev/null
   # The package starts a system etcd on the default ports; tests use their own.
   (systemctl stop etcd 2>/dev/null || service etcd stop 2>/dev/null || pkill -x etcd 2>/dev/null) || true
+fi
+
+# botocore: the rendered AWS config is read back through the Python SDK's own
+# parser (core/awsconfig). Debian's package installs into /usr/bin/python3.
+if ! /usr/bin/python3 -c 'import botocore' >/dev/null 2>&1; then
+  log "installing python3-botocore (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq python3-botocore >/dev/null
 fi
 
 if [ ! -x "$APISERVER" ]; then
