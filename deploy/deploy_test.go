@@ -5,6 +5,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"os"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -48,7 +50,10 @@ func objects(t *testing.T, paths ...string) []runtime.Object {
 	return out
 }
 
-func TestBrokerArgumentsParseAndValidate(t *testing.T) {
+// broker is the broker's Deployment, its container, the container's plain
+// environment and the serve configuration its arguments and IRSA_* variables make.
+func broker(t *testing.T) (*appsv1.Deployment, corev1.Container, map[string]string, config.Serve, *flag.FlagSet) {
+	t.Helper()
 	var dep *appsv1.Deployment
 	for _, o := range objects(t, "kubernetes/broker.yaml") {
 		if d, ok := o.(*appsv1.Deployment); ok {
@@ -72,6 +77,11 @@ func TestBrokerArgumentsParseAndValidate(t *testing.T) {
 	if err := config.Parse(fs, c.Args[1:], func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatalf("deployment args: %v", err)
 	}
+	return dep, c, env, cfg, fs
+}
+
+func TestBrokerArgumentsParseAndValidate(t *testing.T) {
+	_, _, env, cfg, fs := broker(t)
 	for k := range env {
 		if strings.HasPrefix(k, "IRSA_") && !slices.ContainsFunc(flagNames(fs), func(n string) bool { return config.EnvName(n) == k }) {
 			t.Errorf("env %s matches no flag", k)
@@ -79,6 +89,40 @@ func TestBrokerArgumentsParseAndValidate(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("deployment configuration: %v", err)
+	}
+}
+
+// TestReadOnlyRootHasAWritablePluginDir: the broker's root filesystem is
+// read-only, so the identity plugin's unix sockets need a writable volume at
+// --plugin-dir (its default, $TMPDIR or /tmp, is on the read-only root and
+// the broker would not start).
+func TestReadOnlyRootHasAWritablePluginDir(t *testing.T) {
+	dep, c, env, cfg, _ := broker(t)
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Fatal("the broker's root filesystem must stay read-only")
+	}
+	dir := cfg.PluginDir
+	if dir == "" {
+		dir = cmp.Or(env["TMPDIR"], "/tmp")
+	}
+	// The deepest mount holding dir decides.
+	var mount *corev1.VolumeMount
+	for i, m := range c.VolumeMounts {
+		p := strings.TrimSuffix(m.MountPath, "/")
+		if (dir == p || strings.HasPrefix(dir, p+"/")) && (mount == nil || len(p) > len(mount.MountPath)) {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	if mount == nil {
+		t.Fatalf("the plugin directory %s is on the read-only root filesystem: mount an emptyDir there", dir)
+	}
+	i := slices.IndexFunc(dep.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == mount.Name })
+	if i < 0 {
+		t.Fatalf("volume %q of mount %s is not defined", mount.Name, mount.MountPath)
+	}
+	v := dep.Spec.Template.Spec.Volumes[i]
+	if mount.ReadOnly || (v.EmptyDir == nil && v.PersistentVolumeClaim == nil && v.Ephemeral == nil) {
+		t.Fatalf("the plugin directory %s is on volume %q, which is not writable (want an emptyDir mounted read-write)", dir, v.Name)
 	}
 }
 

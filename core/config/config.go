@@ -24,6 +24,8 @@ type Serve struct {
 	IdentityPluginSHA256 string
 	IdentityConfig       string
 	IdentityCacheTTL     time.Duration
+	PluginDir            string
+	PluginEnv            []string
 
 	PolicyDir string
 
@@ -78,6 +80,8 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.IdentityPluginSHA256, "identity-plugin-sha256", "", "expected SHA-256 (hex) of a plugin binary given by path; checked at every start")
 	fs.StringVar(&c.IdentityConfig, "identity-config", "", "YAML file handed to the identity provider's Configure; re-applied when it changes (static: the users file)")
 	fs.DurationVar(&c.IdentityCacheTTL, "identity-cache-ttl", 30*time.Second, "how long an authenticated identity is reused")
+	fs.StringVar(&c.PluginDir, "plugin-dir", "", "writable directory for the identity plugin's unix sockets, checked at start (empty: $TMPDIR, else /tmp)")
+	fs.Var((*nameList)(&c.PluginEnv), "plugin-env", "names of environment variables passed to the identity plugin besides PATH, HOME, TMPDIR, TZ, SSL_CERT_*, proxies and Go runtime settings (comma-separated or repeated; docs/plugins.md)")
 
 	fs.StringVar(&c.PolicyDir, "policy-dir", "", "directory of Rego policies that add to or replace the defaults; watched for changes")
 
@@ -171,6 +175,20 @@ func (c *Serve) Validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// nameList is a flag of names, comma-separated and repeatable.
+type nameList []string
+
+func (l *nameList) String() string { return strings.Join(*l, ",") }
+
+func (l *nameList) Set(v string) error {
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			*l = append(*l, n)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,17 @@ func TestEnvFillsUnsetFlags(t *testing.T) {
 	}
 	if _, err := newServe(t, nil, map[string]string{"IRSA_IDENTITY_CACHE_TTL": "soon"}); err == nil || !strings.Contains(err.Error(), "IRSA_IDENTITY_CACHE_TTL") {
 		t.Fatalf("bad env value: err = %v", err)
+	}
+}
+
+func TestPluginEnvIsAList(t *testing.T) {
+	c, err := newServe(t, []string{"--plugin-env", "DOMINO_API_KEY", "--plugin-env", " A, B ,"}, nil)
+	if err != nil || !slices.Equal(c.PluginEnv, []string{"DOMINO_API_KEY", "A", "B"}) {
+		t.Fatalf("flags: %q, %v", c.PluginEnv, err)
+	}
+	c, err = newServe(t, nil, map[string]string{"IRSA_PLUGIN_ENV": "A,B", "IRSA_PLUGIN_DIR": "/run/irsa/plugins"})
+	if err != nil || !slices.Equal(c.PluginEnv, []string{"A", "B"}) || c.PluginDir != "/run/irsa/plugins" {
+		t.Fatalf("env: %q %q, %v", c.PluginEnv, c.PluginDir, err)
 	}
 }
 

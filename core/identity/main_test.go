@@ -17,13 +17,18 @@ import (
 // The test binary doubles as the broker: started by the host as
 // `<test binary> plugin NAME` (what `irsa-broker plugin NAME` does), it serves
 // a built-in or a test provider through the real protocol, so these tests
-// need no separate build. With hostEnv set it plays a broker that opens a
-// plugin and waits to be killed.
+// need no separate build. Started by its path with no arguments, as a
+// third-party plugin is, it serves testkit. With hostEnv set it plays a
+// broker that opens a plugin and waits to be killed.
 const hostEnv = "IRSA_IDENTITY_TEST_HOST"
 
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "plugin" && os.Getenv(sdk.Handshake.MagicCookieKey) != "" {
 		servePlugin(os.Args[2])
+		os.Exit(0)
+	}
+	if len(os.Args) == 1 && os.Getenv(sdk.Handshake.MagicCookieKey) != "" { // started by path: a third-party plugin
+		servePlugin("testkit")
 		os.Exit(0)
 	}
 	if os.Getenv(hostEnv) != "" {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -58,7 +59,39 @@ type PluginOptions struct {
 	// MinBackoff and MaxBackoff bound the delay between restarts of a
 	// crashed plugin (defaults 200ms and 30s; it doubles per failed start).
 	MinBackoff, MaxBackoff time.Duration
+	// SocketDir is where the plugin's unix socket is created, in a private
+	// subdirectory per plugin process that is removed when it stops
+	// (default: os.TempDir()). It must be a writable directory; Open checks
+	// it before starting anything.
+	SocketDir string
+	// Env names variables of the broker's environment that the plugin
+	// process gets besides the allow-list (PATH, HOME, TMPDIR, TZ, CA
+	// certificates, proxies, Go runtime settings: passedEnv); nothing else of
+	// the broker's environment, AWS keys included, reaches it.
+	Env []string
 }
+
+// passedEnv is what a plugin process gets of the broker's environment
+// without asking: what a process needs to run and to reach the network
+// (search path, home, temporary directory, time zone, CA certificates,
+// proxies) and the Go runtime's tuning. Credentials never are; a plugin that
+// needs a variable gets it through PluginOptions.Env. The host adds
+// sdk.LogLevelEnv and go-plugin its handshake variables.
+var passedEnv = []string{
+	"PATH", "HOME", "TMPDIR", "TZ",
+	"SSL_CERT_FILE", "SSL_CERT_DIR",
+	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+	"GODEBUG", "GOGC", "GOMAXPROCS", "GOMEMLIMIT", "GOTRACEBACK", "GORACE",
+}
+
+// socketPathMax is the longest unix socket path every supported OS accepts
+// (sun_path is 108 bytes on Linux, 104 on the BSDs and macOS, NUL included).
+const socketPathMax = 103
+
+// socketSuffix is what the host and go-plugin add to SocketDir: the
+// per-process directory and the socket's name, "/plugin-N/pluginN" with N up
+// to 10 digits.
+const socketSuffix = len("/plugin-") + 10 + len("/plugin") + 10
 
 // Plugin is an identity provider running in a child process. It implements
 // sdk.Provider, so it plugs into New; while the child is down (crashed, hung,
@@ -110,6 +143,8 @@ type instance struct {
 	pid    int
 	exited chan struct{} // closed once stopped; releases the thread that started it
 	once   sync.Once
+	// sockDir holds the child's unix socket; removed once it is stopped.
+	sockDir string
 }
 
 // Open starts the plugin, negotiates the protocol, hands it its config and
@@ -140,6 +175,9 @@ func Open(ctx context.Context, o PluginOptions) (*Plugin, error) {
 	}
 	p := &Plugin{o: o, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := p.resolve(); err != nil {
+		return nil, err
+	}
+	if err := p.checkProcessOptions(); err != nil {
 		return nil, err
 	}
 	p.log = o.Logger.Named("identity-plugin").With("plugin", p.displayName())
@@ -221,6 +259,48 @@ func (p *Plugin) resolve() error {
 	return nil
 }
 
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkProcessOptions checks Env and that SocketDir can hold sockets, so a
+// read-only or missing directory is a clear error before any plugin starts
+// rather than the plugin's "plugin init error" at its first start.
+func (p *Plugin) checkProcessOptions() error {
+	o := &p.o
+	for _, k := range o.Env {
+		if !envName.MatchString(k) {
+			return fmt.Errorf("%w: identity plugin env: %q is not a variable name", sdk.ErrInvalidConfig, k)
+		}
+	}
+	if o.SocketDir == "" {
+		o.SocketDir = os.TempDir()
+	}
+	dir, err := filepath.Abs(o.SocketDir)
+	if err != nil {
+		return fmt.Errorf("%w: identity plugin socket directory %s: %w", sdk.ErrInvalidConfig, o.SocketDir, err)
+	}
+	o.SocketDir = dir
+	bad := func(err error) error {
+		return fmt.Errorf("%w: identity plugin socket directory %s is not a writable directory: %w", sdk.ErrInvalidConfig, dir, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return bad(err)
+	}
+	if !st.IsDir() {
+		return bad(errors.New("not a directory"))
+	}
+	probe, err := os.MkdirTemp(dir, "plugin-")
+	if err != nil {
+		return bad(err)
+	}
+	_ = os.Remove(probe)
+	if len(dir)+socketSuffix > socketPathMax {
+		return fmt.Errorf("%w: identity plugin socket directory %s is too long for unix socket paths (at most %d bytes)",
+			sdk.ErrInvalidConfig, dir, socketPathMax-socketSuffix)
+	}
+	return nil
+}
+
 func verifyChecksum(path string, want []byte) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -237,16 +317,34 @@ func verifyChecksum(path string, want []byte) error {
 	return nil
 }
 
-func (p *Plugin) command() *exec.Cmd {
+// command is the child's command line and environment; its socket goes to sockDir.
+func (p *Plugin) command(sockDir string) *exec.Cmd {
 	var cmd *exec.Cmd
 	if p.builtin {
 		cmd = exec.Command(p.o.Executable, "plugin", p.o.Name)
 	} else {
 		cmd = exec.Command(p.o.Name)
 	}
-	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+levelName(p.o.Logger))
+	cmd.Env = p.environ(sockDir)
 	dieWithParent(cmd)
 	return cmd
+}
+
+// environ is the child's environment (go-plugin appends its handshake
+// variables; ClientConfig.SkipHostEnv keeps it from adding os.Environ()).
+func (p *Plugin) environ(sockDir string) []string {
+	var env []string
+	for _, k := range slices.Concat(passedEnv, p.o.Env) {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	// Set last, so they win over a variable of the same name named in Env.
+	// The plugin's go-plugin creates its socket in PLUGIN_UNIX_SOCKET_DIR,
+	// else in its os.TempDir().
+	return append(env,
+		sdk.LogLevelEnv+"="+levelName(p.o.Logger),
+		plugin.EnvUnixSocketDir+"="+sockDir)
 }
 
 func levelName(l hclog.Logger) string {
@@ -268,10 +366,18 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	p.mu.RLock()
 	config := p.config
 	p.mu.RUnlock()
+	sockDir, err := os.MkdirTemp(p.o.SocketDir, "plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("%w: starting identity plugin %s: socket directory: %w", sdk.ErrUnavailable, p.displayName(), err)
+	}
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedPlugins(nil),
-		Cmd:              p.command(),
+		Cmd:              p.command(sockDir),
+		SkipHostEnv:      true,
+		// go-plugin v1.8.0 honours TempDir only with a RunnerFunc; with a Cmd
+		// the socket directory reaches the plugin through environ.
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.o.SocketDir},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           p.log,
 		AutoMTLS:         true,
@@ -280,7 +386,7 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 	if p.checksum != nil {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: p.checksum, Hash: sha256.New()}
 	}
-	inst := &instance{client: plugin.NewClient(cfg), exited: make(chan struct{})}
+	inst := &instance{client: plugin.NewClient(cfg), exited: make(chan struct{}), sockDir: sockDir}
 	if err := startOnLockedThread(inst); err != nil {
 		inst.stop(false)
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
@@ -362,6 +468,7 @@ func (in *instance) stop(graceful bool) {
 			kill()
 			<-done
 		}
+		_ = os.RemoveAll(in.sockDir) // a killed child leaves its socket behind
 	})
 }
 

@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg config.Serve, log hclog.Logger) error {
 	m := metrics.New()
 	prov, err := identity.Open(ctx, identity.PluginOptions{
 		Name: cfg.IdentityPlugin, SHA256: cfg.IdentityPluginSHA256, ConfigPath: cfg.IdentityConfig, Logger: log, Metrics: m,
+		SocketDir: cfg.PluginDir, Env: cfg.PluginEnv,
 	})
 	if err != nil {
 		return err
