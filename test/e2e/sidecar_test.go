@@ -23,7 +23,10 @@ func TestSidecarOnce(t *testing.T) {
 	defer deletePod(t, pod)
 	dir := t.TempDir()
 	labels := filepath.Join(dir, "labels")
-	tokenFile := filepath.Join(dir, "token")
+	// As in a pod, the sidecar reads the token where the broker's rendered
+	// config points (the mutation and --token-file agree); the sidecar
+	// refuses a config naming any other token file.
+	tokenFile := env.tokenFile
 	cfgFile := filepath.Join(dir, "aws", "config")
 	os.MkdirAll(filepath.Dir(cfgFile), 0o755)
 	os.WriteFile(labels, []byte(fmt.Sprintf("dominodatalab.com/execution-id=%q\ndominodatalab.com/starting-user-id=\"u-alice\"\n", "sidecar1")), 0o600)
