@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/irsa-broker/irsa-broker/core/iam"
 	"github.com/irsa-broker/irsa-broker/core/trust"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
@@ -319,7 +320,8 @@ func TestIntegrationRefusesOtherSpellingsOfARole(t *testing.T) {
 	e := newEnv(t)
 	e.sim.SetQuota(acct, 1<<16)
 	arn := e.role(t, "acme-proxy")
-	w := trust.NewWriter(e.client(t), trust.WriterOptions{OIDCProvider: provider})
+	reg := prometheus.NewRegistry()
+	w := trust.NewWriter(e.client(t), trust.WriterOptions{OIDCProvider: provider, Registerer: reg})
 	ctx := context.Background()
 
 	spellings := []string{
@@ -340,6 +342,23 @@ func TestIntegrationRefusesOtherSpellingsOfARole(t *testing.T) {
 		if _, err := w.Subjects(ctx, s); !errors.As(err, &me) {
 			t.Errorf("Subjects(%s) = %v, want a RoleMismatchError", s, err)
 		}
+	}
+	mismatches := 0.0
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if f.GetName() == "irsa_trust_policy_errors_total" && l.GetValue() == "role_mismatch" {
+					mismatches += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if mismatches != float64(len(spellings)) {
+		t.Errorf("irsa_trust_policy_errors_total{reason=role_mismatch} = %v, want %d", mismatches, len(spellings))
 	}
 	if got := e.subjects(t, "acme-proxy"); slices.Contains(got, subject("intruder")) {
 		t.Fatalf("a mismatched spelling wrote the role: %v", got)

@@ -87,7 +87,10 @@ func errorReason(err error) string {
 	var iamErr *iam.Error
 	var lockErr *lockError
 	var pruneErr *pruneError
+	var mismatchErr *RoleMismatchError
 	switch {
+	case errors.As(err, &mismatchErr):
+		return "role_mismatch"
 	case errors.As(err, &sizeErr):
 		return "size"
 	case errors.Is(err, ErrNoManagedStatement):
