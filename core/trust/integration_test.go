@@ -14,10 +14,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/irsa-broker/irsa-broker/core/iam"
 	"github.com/irsa-broker/irsa-broker/core/trust"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Integration tests: core/iam and core/trust through the real
