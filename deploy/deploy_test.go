@@ -232,3 +232,48 @@ func TestMutationGivesTheSidecarItsEnvironment(t *testing.T) {
 		t.Errorf("readiness probe %v", probe)
 	}
 }
+
+// The broker's serving secret holds its private key: a workload may get the
+// certificate to verify the broker, never the key (docs/security.md).
+func TestMutationGivesWorkloadsNoPrivateKey(t *testing.T) {
+	b, err := os.ReadFile("domsed/mutation.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Rules []struct {
+			InsertVolumes []struct {
+				Name   string `json:"name"`
+				Secret *struct {
+					SecretName string `json:"secretName"`
+					Items      []struct {
+						Key string `json:"key"`
+					} `json:"items"`
+				} `json:"secret"`
+			} `json:"insertVolumes"`
+		} `json:"rules"`
+	}
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	secrets := 0
+	for _, r := range m.Rules {
+		for _, v := range r.InsertVolumes {
+			if v.Secret == nil {
+				continue
+			}
+			secrets++
+			if len(v.Secret.Items) == 0 {
+				t.Errorf("volume %s projects every key of secret %s into workloads, tls.key included", v.Name, v.Secret.SecretName)
+			}
+			for _, it := range v.Secret.Items {
+				if it.Key != "tls.crt" && it.Key != "ca.crt" {
+					t.Errorf("volume %s projects key %s of secret %s into workloads", v.Name, it.Key, v.Secret.SecretName)
+				}
+			}
+		}
+	}
+	if secrets == 0 {
+		t.Fatal("no secret volume found: the test no longer reads the mutation")
+	}
+}
