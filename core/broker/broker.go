@@ -116,6 +116,13 @@ func (s *Service) Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Iden
 		}
 		return sdk.Identity{}, &Error{Kind: KindUnavailable, Code: "identity_unavailable", Message: "identity provider unavailable", Err: err}
 	}
+	// Ownership compares user ids: an identity without one would own every
+	// pod that lacks the starting-user label. A provider answering so is
+	// faulty, and the caller is refused.
+	if id.ID == "" {
+		s.log.Error("the identity provider authenticated a caller without a user id; refused", "username", id.Username)
+		return sdk.Identity{}, newErr(KindUpstream, "identity_invalid", "the identity provider returned an identity without a user id")
+	}
 	return id, nil
 }
 
@@ -170,7 +177,8 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 		return MapResult{}, err
 	}
 	in := policy.Input{Identity: req.Caller, Workload: w.Workload, Request: policy.Request{Method: "POST", Action: "map", ID: req.RequestID}}
-	if w.OwnerID != req.Caller.ID {
+	// A run with no recorded owner belongs to nobody: only policy may allow it.
+	if w.OwnerID == "" || w.OwnerID != req.Caller.ID {
 		foreign := in
 		foreign.Request.Action = ActionMapForeignWorkload
 		ok, err := s.o.Policy.Allow(ctx, foreign)
@@ -205,7 +213,8 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	sort.Strings(proxies)
 	ro := s.o.Render
 	if s.o.RoleSessionNameFromUser && ro.RoleSessionName == "" {
-		ro.RoleSessionName = req.Caller.Username
+		// Usernames may hold characters STS session names do not.
+		ro.RoleSessionName = awsconfig.SessionName(req.Caller.Username)
 	}
 	// Render before touching IAM: a grant that cannot be rendered changes nothing.
 	cfg, err := awsconfig.Render(roles, ro)
