@@ -16,7 +16,9 @@ import (
 
 type fakeAuth struct{ id sdk.Identity }
 
-func (f fakeAuth) Authenticate(context.Context, sdk.Credentials) (sdk.Identity, error) { return f.id, nil }
+func (f fakeAuth) Authenticate(context.Context, sdk.Credentials) (sdk.Identity, error) {
+	return f.id, nil
+}
 
 type fakeWorkloads struct{ owner string }
 
