@@ -85,6 +85,7 @@ type Stack struct {
 	Users        []static.User
 	Metrics      *metrics.Metrics
 	Mappings     mapping.Store
+	Policy       *policy.Engine
 	AccessKeyID  string
 	SecretKey    string
 
@@ -170,6 +171,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			}}})
 		}
 	}
+	s.Policy = pol
 	s.Mappings = mapping.NewMemoryStore(seed...)
 
 	iamClient, err := iam.New(ctx, iam.Options{
