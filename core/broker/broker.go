@@ -295,10 +295,6 @@ func (s *Service) MyGrants(ctx context.Context, caller sdk.Identity, requestID s
 
 // Authorize checks that the policy allows caller the admin action.
 func (s *Service) Authorize(ctx context.Context, caller sdk.Identity, action, requestID string) error {
-	return s.authorize(ctx, caller, action, requestID)
-}
-
-func (s *Service) authorize(ctx context.Context, caller sdk.Identity, action, requestID string) error {
 	ok, err := s.o.Policy.Allow(ctx, policy.Input{Identity: caller, Request: policy.Request{Action: action, ID: requestID}})
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
@@ -311,7 +307,7 @@ func (s *Service) authorize(ctx context.Context, caller sdk.Identity, action, re
 
 // Mappings returns every mapping (admin).
 func (s *Service) Mappings(ctx context.Context, caller sdk.Identity, requestID string) (mapping.Snapshot, error) {
-	if err := s.authorize(ctx, caller, ActionMappingRead, requestID); err != nil {
+	if err := s.Authorize(ctx, caller, ActionMappingRead, requestID); err != nil {
 		return mapping.Snapshot{}, err
 	}
 	return s.snapshot(ctx)
@@ -319,7 +315,7 @@ func (s *Service) Mappings(ctx context.Context, caller sdk.Identity, requestID s
 
 // PutMapping validates and stores a mapping (admin).
 func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m mapping.Mapping, requestID string) error {
-	if err := s.authorize(ctx, caller, ActionMappingWrite, requestID); err != nil {
+	if err := s.Authorize(ctx, caller, ActionMappingWrite, requestID); err != nil {
 		return err
 	}
 	if err := m.Validate(); err != nil {
@@ -358,7 +354,7 @@ func (s *Service) verifyProxyRoles(ctx context.Context, m mapping.Mapping) error
 
 // DeleteMapping removes an org's mapping (admin).
 func (s *Service) DeleteMapping(ctx context.Context, caller sdk.Identity, org, requestID string) error {
-	if err := s.authorize(ctx, caller, ActionMappingDelete, requestID); err != nil {
+	if err := s.Authorize(ctx, caller, ActionMappingDelete, requestID); err != nil {
 		return err
 	}
 	if org == "" {
@@ -386,7 +382,7 @@ func (s *Service) serviceAccount(ctx context.Context, caller sdk.Identity, name,
 	if create {
 		action = ActionServiceAccountWrite
 	}
-	if err := s.authorize(ctx, caller, action, requestID); err != nil {
+	if err := s.Authorize(ctx, caller, action, requestID); err != nil {
 		return err
 	}
 	if err := ValidateServiceAccountName(name); err != nil {

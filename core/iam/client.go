@@ -247,15 +247,6 @@ func (c *Client) GetRole(ctx context.Context, roleName string) (Role, error) {
 	}, nil
 }
 
-// GetTrustPolicy returns the role's trust policy, URL-decoded.
-func (c *Client) GetTrustPolicy(ctx context.Context, roleName string) (string, error) {
-	r, err := c.GetRole(ctx, roleName)
-	if err != nil {
-		return "", err
-	}
-	return r.TrustPolicy, nil
-}
-
 // UpdateTrustPolicy replaces the role's trust policy (UpdateAssumeRolePolicy).
 func (c *Client) UpdateTrustPolicy(ctx context.Context, roleName, doc string) error {
 	ctx, cancel := c.callCtx(ctx)

@@ -110,8 +110,8 @@ func TestClientReadWrite(t *testing.T) {
 	if got, _ := f.sim.TrustPolicy(acct, "acme-x"); got != newDoc {
 		t.Fatalf("simulator holds %s", got)
 	}
-	if got, err := c.GetTrustPolicy(ctx, "acme-x"); err != nil || got != newDoc {
-		t.Fatalf("GetTrustPolicy = %q, %v", got, err)
+	if got, err := c.GetRole(ctx, "acme-x"); err != nil || got.TrustPolicy != newDoc {
+		t.Fatalf("GetRole trust policy = %q, %v", got.TrustPolicy, err)
 	}
 }
 

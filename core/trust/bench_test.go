@@ -30,11 +30,11 @@ func (m *mutexBaseline) ensure(ctx context.Context, roleARN, subject string) err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	raw, err := m.c.GetTrustPolicy(ctx, arn.Name)
+	r, err := m.c.GetRole(ctx, arn.Name)
 	if err != nil {
 		return err
 	}
-	doc, err := trust.Parse(raw, provider)
+	doc, err := trust.Parse(r.TrustPolicy, provider)
 	if err != nil {
 		return err
 	}

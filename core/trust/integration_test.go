@@ -291,9 +291,9 @@ func TestIntegrationSizeAgreesWithIAM(t *testing.T) {
 		}
 		// What GetRole returns (URL-encoded on the wire) parses back to
 		// the same document.
-		back, err := c.GetTrustPolicy(ctx, name)
-		if err != nil || back != doc.String() {
-			t.Fatalf("%s: read back %q, %v", file, back, err)
+		back, err := c.GetRole(ctx, name)
+		if err != nil || back.TrustPolicy != doc.String() {
+			t.Fatalf("%s: read back %q, %v", file, back.TrustPolicy, err)
 		}
 	}
 }
