@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/sidecar/atomicfile"
 	"github.com/irsa-broker/irsa-broker/sidecar/awsprofile"
 	"github.com/irsa-broker/irsa-broker/sidecar/backoff"
@@ -35,7 +36,7 @@ const (
 
 // Mapper is the broker call the agent needs (brokerclient.Client implements it).
 type Mapper interface {
-	Map(ctx context.Context, r brokerclient.MapRequest) (string, error)
+	Map(ctx context.Context, r brokerapi.MapRequest) (string, error)
 }
 
 // Deps are the agent's replaceable collaborators; zero values build the real ones.
@@ -305,7 +306,7 @@ func (a *Agent) doRefresh(ctx context.Context) Outcome {
 	a.st.info = info
 	a.mu.Unlock()
 
-	text, err := a.broker.Map(ctx, brokerclient.MapRequest{RunID: info.RunID, WorkloadType: info.WorkloadType})
+	text, err := a.broker.Map(ctx, brokerapi.MapRequest{RunID: info.RunID, WorkloadType: info.WorkloadType})
 	if err != nil {
 		return a.fail(StageBroker, err)
 	}

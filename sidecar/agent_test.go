@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/sidecar/backoff"
 	"github.com/irsa-broker/irsa-broker/sidecar/brokerclient"
 )
@@ -84,11 +85,11 @@ type fakeBroker struct {
 	mu      sync.Mutex
 	results []func() (string, error)
 	calls   int
-	reqs    []brokerclient.MapRequest
+	reqs    []brokerapi.MapRequest
 	gate    chan struct{} // when set, Map blocks until it is closed
 }
 
-func (f *fakeBroker) Map(ctx context.Context, r brokerclient.MapRequest) (string, error) {
+func (f *fakeBroker) Map(ctx context.Context, r brokerapi.MapRequest) (string, error) {
 	f.mu.Lock()
 	i := min(f.calls, len(f.results)-1)
 	f.calls++
@@ -196,7 +197,7 @@ func TestRefreshWritesVerifiesOnce(t *testing.T) {
 	if readFile(t, e.config) != twoProfiles {
 		t.Error("config file content differs from the broker's answer")
 	}
-	if fb.reqs[0] != (brokerclient.MapRequest{RunID: "r1", WorkloadType: "cluster-worker"}) {
+	if fb.reqs[0] != (brokerapi.MapRequest{RunID: "r1", WorkloadType: "cluster-worker"}) {
 		t.Errorf("request = %+v", fb.reqs[0])
 	}
 	if fs.Calls() != 2 || fs.lastTok != podTokenValue {
@@ -565,7 +566,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 func TestRunServesAndShutsDown(t *testing.T) {
 	const access = "alice-secret-access-token"
 	broker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+access || r.Header.Get(brokerclient.HeaderPodToken) != podTokenValue {
+		if r.Header.Get("Authorization") != "Bearer "+access || r.Header.Get(brokerapi.HeaderPodToken) != podTokenValue {
 			w.WriteHeader(401)
 			io.WriteString(w, `{"error":{"code":"unauthenticated","message":"bad credentials"}}`)
 			return

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 const usage = `irsactl: a client for irsa-broker.
@@ -62,13 +66,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		body := fmt.Sprintf(`{"run_id":%q}`, *runID)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*broker, "/")+"/map_iam_roles_to_pod_sa", strings.NewReader(body))
+		body, err := json.Marshal(brokerapi.MapRequest{RunID: *runID})
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*broker, "/")+brokerapi.PathMap, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+*token)
+		req.Header.Set(brokerapi.HeaderAuthorization, "Bearer "+*token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err

@@ -15,13 +15,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
-
-// HeaderPodToken carries the pod's projected service-account token.
-const HeaderPodToken = "X-Irsa-Pod-Token"
-
-// MapPath is the legacy endpoint the sidecar calls.
-const MapPath = "/map_iam_roles_to_pod_sa"
 
 // maxConfigBytes bounds the broker's answer.
 const maxConfigBytes = 1 << 20
@@ -46,7 +42,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// Access yields the bearer token (Domino's API proxy).
 	Access TokenSource
-	// Pod yields the pod's projected token for X-Irsa-Pod-Token; nil sends none.
+	// Pod yields the pod's projected token for brokerapi.HeaderPodToken; nil sends none.
 	Pod       TokenSource
 	UserAgent string
 	Logger    hclog.Logger
@@ -92,16 +88,10 @@ func New(o Options) (*Client, error) {
 // a base URL gets the path appended.
 func MapURL(endpoint string) string {
 	e := strings.TrimRight(endpoint, "/")
-	if strings.HasSuffix(e, MapPath) {
+	if strings.HasSuffix(e, brokerapi.PathMap) {
 		return e
 	}
-	return e + MapPath
-}
-
-// MapRequest is the body of POST /map_iam_roles_to_pod_sa.
-type MapRequest struct {
-	RunID        string `json:"run_id"`
-	WorkloadType string `json:"irsa_workload_type,omitempty"`
+	return e + brokerapi.PathMap
 }
 
 // refuseRedirects makes an http.Client return a 3xx answer instead of
@@ -112,7 +102,7 @@ func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseL
 // (empty when the user has no grants). It never follows a redirect: a 3xx is a
 // *RedirectError, so the credentials reach the configured URL only. Other
 // non-200 answers are *Error; missing credentials are *TokenError.
-func (c *Client) Map(ctx context.Context, r MapRequest) (string, error) {
+func (c *Client) Map(ctx context.Context, r brokerapi.MapRequest) (string, error) {
 	access, err := c.o.Access.Token(ctx)
 	if err != nil {
 		return "", &TokenError{Source: "access_token", Err: err}
@@ -136,9 +126,9 @@ func (c *Client) Map(ctx context.Context, r MapRequest) (string, error) {
 	// come back as JSON either way.
 	req.Header.Set("Accept", "text/plain")
 	req.Header.Set("User-Agent", c.o.UserAgent)
-	req.Header.Set("Authorization", "Bearer "+access)
+	req.Header.Set(brokerapi.HeaderAuthorization, "Bearer "+access)
 	if pod != "" {
-		req.Header.Set(HeaderPodToken, pod)
+		req.Header.Set(brokerapi.HeaderPodToken, pod)
 	}
 	resp, err := c.o.HTTPClient.Do(req)
 	if err != nil {

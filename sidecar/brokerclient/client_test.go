@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 const (
@@ -27,14 +29,14 @@ const (
 
 type seen struct {
 	method, path, auth, pod, ctype, accept string
-	body                                   MapRequest
+	body                                   brokerapi.MapRequest
 }
 
 func fakeBroker(t *testing.T, status int, hdr map[string]string, body string) (*httptest.Server, *seen) {
 	t.Helper()
 	s := &seen{}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.method, s.path, s.auth, s.pod, s.ctype = r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get(HeaderPodToken), r.Header.Get("Content-Type")
+		s.method, s.path, s.auth, s.pod, s.ctype = r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get(brokerapi.HeaderPodToken), r.Header.Get("Content-Type")
 		s.accept = r.Header.Get("Accept")
 		_ = json.NewDecoder(r.Body).Decode(&s.body)
 		for k, v := range hdr {
@@ -59,17 +61,17 @@ func TestMapSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.Map(context.Background(), MapRequest{RunID: "r1", WorkloadType: "cluster-worker"})
+	got, err := c.Map(context.Background(), brokerapi.MapRequest{RunID: "r1", WorkloadType: "cluster-worker"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != cfg {
 		t.Errorf("config = %q", got)
 	}
-	if s.method != "POST" || s.path != MapPath || s.auth != "Bearer "+accessTok || s.pod != podTok || s.ctype != "application/json" || s.accept != "text/plain" {
+	if s.method != "POST" || s.path != brokerapi.PathMap || s.auth != "Bearer "+accessTok || s.pod != podTok || s.ctype != "application/json" || s.accept != "text/plain" {
 		t.Errorf("request = %+v", s)
 	}
-	if s.body != (MapRequest{RunID: "r1", WorkloadType: "cluster-worker"}) {
+	if s.body != (brokerapi.MapRequest{RunID: "r1", WorkloadType: "cluster-worker"}) {
 		t.Errorf("body = %+v", s.body)
 	}
 
@@ -79,10 +81,10 @@ func TestMapSuccess(t *testing.T) {
 	ts2.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		raw = string(b)
-		s2.pod = r.Header.Get(HeaderPodToken)
+		s2.pod = r.Header.Get(brokerapi.HeaderPodToken)
 	})
 	c2, _ := New(Options{Endpoint: ts2.URL, Access: StaticToken(accessTok)})
-	if got, err := c2.Map(context.Background(), MapRequest{RunID: "r1"}); err != nil || got != "" {
+	if got, err := c2.Map(context.Background(), brokerapi.MapRequest{RunID: "r1"}); err != nil || got != "" {
 		t.Fatalf("empty config: %q, %v", got, err)
 	}
 	if raw != `{"run_id":"r1"}` {
@@ -121,7 +123,7 @@ func TestMapErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ts, _ := fakeBroker(t, tt.status, tt.hdr, tt.body)
 			c, _ := New(Options{Endpoint: ts.URL, Access: StaticToken(accessTok), Pod: StaticToken(podTok)})
-			_, err := c.Map(context.Background(), MapRequest{RunID: "r1"})
+			_, err := c.Map(context.Background(), brokerapi.MapRequest{RunID: "r1"})
 			var be *Error
 			if !errors.As(err, &be) {
 				t.Fatalf("err = %v, want *Error", err)
@@ -181,7 +183,7 @@ func TestTokenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := New(Options{Endpoint: ts.URL, Access: tt.access, Pod: tt.pod})
-			_, err := c.Map(context.Background(), MapRequest{RunID: "r1"})
+			_, err := c.Map(context.Background(), brokerapi.MapRequest{RunID: "r1"})
 			var te *TokenError
 			if !errors.As(err, &te) || te.Source != tt.source {
 				t.Fatalf("err = %#v, want *TokenError from %s", err, tt.source)
@@ -239,7 +241,7 @@ func TestTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Map(ctx, MapRequest{RunID: "r1"})
+		_, err = c.Map(ctx, brokerapi.MapRequest{RunID: "r1"})
 		return err
 	}
 
@@ -310,7 +312,7 @@ func TestMapRefusesRedirects(t *testing.T) {
 		elsewhere.Lock()
 		defer elsewhere.Unlock()
 		elsewhere.calls++
-		for _, h := range []string{"Authorization", "X-Domino-Api-Key", HeaderPodToken} {
+		for _, h := range []string{"Authorization", "X-Domino-Api-Key", brokerapi.HeaderPodToken} {
 			if r.Header.Get(h) != "" {
 				elsewhere.credentials = append(elsewhere.credentials, h)
 			}
@@ -340,7 +342,7 @@ func TestMapRefusesRedirects(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					got, err := c.Map(context.Background(), MapRequest{RunID: "r1"})
+					got, err := c.Map(context.Background(), brokerapi.MapRequest{RunID: "r1"})
 					if err == nil {
 						t.Fatalf("redirect followed; config = %q", got)
 					}
@@ -368,7 +370,7 @@ func TestMapRefusesRedirects(t *testing.T) {
 	}))
 	defer leaky.Close()
 	c, _ := New(Options{Endpoint: leaky.URL, Access: StaticToken(accessTok), Pod: StaticToken(podTok)})
-	if _, err := c.Map(context.Background(), MapRequest{RunID: "r1"}); err == nil || strings.Contains(err.Error(), accessTok) ||
+	if _, err := c.Map(context.Background(), brokerapi.MapRequest{RunID: "r1"}); err == nil || strings.Contains(err.Error(), accessTok) ||
 		strings.Contains(err.Error(), "secret-pod-token") || !strings.Contains(err.Error(), "[redacted]") {
 		t.Errorf("leaky Location: err = %v", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 // Error is a non-200 answer of the broker, with its JSON error fields when it
@@ -93,13 +95,7 @@ const maxMessage = 300
 // parseError builds an *Error from a non-200 response body.
 func parseError(resp *http.Response, body []byte, now time.Time) *Error {
 	e := &Error{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now)}
-	var doc struct {
-		Error struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
-		} `json:"error"`
-	}
+	var doc brokerapi.ErrorBody
 	if json.Unmarshal(body, &doc) == nil && (doc.Error.Code != "" || doc.Error.Message != "") {
 		e.Code, e.Message, e.RequestID = doc.Error.Code, doc.Error.Message, doc.Error.RequestID
 		return e

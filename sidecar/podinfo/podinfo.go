@@ -5,25 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
-)
 
-// Label keys the sidecar reads.
-const (
-	LabelExecutionID  = "dominodatalab.com/execution-id"
-	LabelAppName      = "app.kubernetes.io/name"
-	LabelWorkloadType = "dominodatalab.com/irsa-workload-type"
-	// RunPrefix is removed from app.kubernetes.io/name to obtain the run id.
-	RunPrefix = "run-"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
-
-// WorkloadTypes are the values the broker accepts for irsa_workload_type.
-var WorkloadTypes = []string{"edge-workload", "cluster-master", "cluster-worker", "cluster-edge"}
 
 // ErrNoRunID means neither label that carries the run id is present.
-var ErrNoRunID = errors.New("no run id: neither label " + LabelExecutionID + " nor " + LabelAppName + " (run-<id>) is set")
+var ErrNoRunID = errors.New("no run id: neither label " + brokerapi.LabelExecutionID + " nor " + brokerapi.LabelAppName + " (" + brokerapi.RunPrefix + "<id>) is set")
 
 // SyntaxError is a malformed line of the labels file.
 type SyntaxError struct {
@@ -84,37 +73,29 @@ func Parse(data []byte) (map[string]string, error) {
 	return labels, nil
 }
 
-// runIDRE is the broker's run-id grammar (a DNS label, at most 59 characters so
-// that run-<id> stays a valid label).
-var runIDRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// FromLabels extracts the run id (dominodatalab.com/execution-id, else
-// app.kubernetes.io/name without its "run-" prefix) and the workload type, and
-// validates both as the broker would.
+// FromLabels extracts the run id (brokerapi.LabelExecutionID, else
+// brokerapi.LabelAppName without its brokerapi.RunPrefix) and the workload
+// type, and validates both with the broker's own grammar.
 func FromLabels(labels map[string]string) (Info, error) {
 	var info Info
-	label := LabelExecutionID
-	id, ok := labels[LabelExecutionID]
+	label := brokerapi.LabelExecutionID
+	id, ok := labels[brokerapi.LabelExecutionID]
 	if !ok || id == "" {
-		name, ok := labels[LabelAppName]
-		if !ok || !strings.HasPrefix(name, RunPrefix) {
+		name, ok := labels[brokerapi.LabelAppName]
+		if !ok || !strings.HasPrefix(name, brokerapi.RunPrefix) {
 			return Info{}, ErrNoRunID
 		}
-		label, id = LabelAppName, strings.TrimPrefix(name, RunPrefix)
+		label, id = brokerapi.LabelAppName, strings.TrimPrefix(name, brokerapi.RunPrefix)
 	}
-	if len(id) > 59 || !runIDRE.MatchString(id) {
+	if brokerapi.ValidateRunID(id) != nil {
 		return Info{}, &InvalidError{Label: label, Value: id,
-			Reason: "run id must be lowercase letters, digits and '-', at most 59 characters, starting and ending with a letter or digit"}
+			Reason: fmt.Sprintf("run id must be lowercase letters, digits and '-', at most %d characters, starting and ending with a letter or digit", brokerapi.MaxRunIDLength)}
 	}
 	info.RunID = id
-	if t := labels[LabelWorkloadType]; t != "" {
-		valid := false
-		for _, w := range WorkloadTypes {
-			valid = valid || t == w
-		}
-		if !valid {
-			return Info{}, &InvalidError{Label: LabelWorkloadType, Value: t,
-				Reason: "must be one of " + strings.Join(WorkloadTypes, ", ")}
+	if t := labels[brokerapi.LabelWorkloadType]; t != "" {
+		if brokerapi.ValidateWorkloadType(t) != nil {
+			return Info{}, &InvalidError{Label: brokerapi.LabelWorkloadType, Value: t,
+				Reason: "must be one of " + strings.Join(brokerapi.WorkloadTypes, ", ")}
 		}
 		info.WorkloadType = t
 	}

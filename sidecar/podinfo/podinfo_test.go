@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 // formatMap is the kubelet's writer for downward-API maps (pkg/fieldpath.FormatMap).
@@ -42,7 +44,7 @@ func TestParse(t *testing.T) {
 		{name: "escaped quote and backslash", in: `a="x\"y\\z"`, want: map[string]string{"a": `x"y\z`}},
 		{name: "equals inside value", in: `a="k=v"`, want: map[string]string{"a": "k=v"}},
 		{name: "unicode escape", in: `a="\u2603"`, want: map[string]string{"a": "☃"}},
-		{name: "prefixed keys", in: `dominodatalab.com/execution-id="abc"`, want: map[string]string{LabelExecutionID: "abc"}},
+		{name: "prefixed keys", in: `dominodatalab.com/execution-id="abc"`, want: map[string]string{brokerapi.LabelExecutionID: "abc"}},
 		{name: "no equals", in: "a", wantErr: `line 1: expected key="value"`},
 		{name: "empty key", in: `="b"`, wantErr: "line 1: invalid key"},
 		{name: "unquoted value", in: "a=b", wantErr: "not a quoted string"},
@@ -102,23 +104,23 @@ func TestFromLabels(t *testing.T) {
 		wantErr error // sentinel, or nil
 		errText string
 	}{
-		{name: "execution id", labels: map[string]string{LabelExecutionID: "abc123"}, want: Info{RunID: "abc123"}},
-		{name: "execution id wins over name", labels: map[string]string{LabelExecutionID: "abc", LabelAppName: "run-xyz"}, want: Info{RunID: "abc"}},
-		{name: "fallback to app name", labels: map[string]string{LabelAppName: "run-xyz9"}, want: Info{RunID: "xyz9"}},
-		{name: "empty execution id falls back", labels: map[string]string{LabelExecutionID: "", LabelAppName: "run-xyz"}, want: Info{RunID: "xyz"}},
+		{name: "execution id", labels: map[string]string{brokerapi.LabelExecutionID: "abc123"}, want: Info{RunID: "abc123"}},
+		{name: "execution id wins over name", labels: map[string]string{brokerapi.LabelExecutionID: "abc", brokerapi.LabelAppName: "run-xyz"}, want: Info{RunID: "abc"}},
+		{name: "fallback to app name", labels: map[string]string{brokerapi.LabelAppName: "run-xyz9"}, want: Info{RunID: "xyz9"}},
+		{name: "empty execution id falls back", labels: map[string]string{brokerapi.LabelExecutionID: "", brokerapi.LabelAppName: "run-xyz"}, want: Info{RunID: "xyz"}},
 		// A prefix, not a character set: TrimLeft("run-nur", "run-") would give "".
-		{name: "prefix not charset", labels: map[string]string{LabelAppName: "run-run-nur"}, want: Info{RunID: "run-nur"}},
-		{name: "name without prefix", labels: map[string]string{LabelAppName: "jupyter"}, wantErr: ErrNoRunID},
+		{name: "prefix not charset", labels: map[string]string{brokerapi.LabelAppName: "run-run-nur"}, want: Info{RunID: "run-nur"}},
+		{name: "name without prefix", labels: map[string]string{brokerapi.LabelAppName: "jupyter"}, wantErr: ErrNoRunID},
 		{name: "nothing", labels: map[string]string{"other": "x"}, wantErr: ErrNoRunID},
-		{name: "only prefix", labels: map[string]string{LabelAppName: "run-"}, errText: "run id must be"},
-		{name: "uppercase", labels: map[string]string{LabelExecutionID: "ABC"}, errText: "run id must be"},
-		{name: "wildcard", labels: map[string]string{LabelExecutionID: "a*b"}, errText: "run id must be"},
-		{name: "leading dash", labels: map[string]string{LabelExecutionID: "-ab"}, errText: "run id must be"},
-		{name: "too long", labels: map[string]string{LabelExecutionID: strings.Repeat("a", 60)}, errText: "at most 59"},
-		{name: "59 is fine", labels: map[string]string{LabelExecutionID: strings.Repeat("a", 59)}, want: Info{RunID: strings.Repeat("a", 59)}},
-		{name: "workload type", labels: map[string]string{LabelExecutionID: "r1", LabelWorkloadType: "cluster-master"}, want: Info{RunID: "r1", WorkloadType: "cluster-master"}},
-		{name: "empty workload type", labels: map[string]string{LabelExecutionID: "r1", LabelWorkloadType: ""}, want: Info{RunID: "r1"}},
-		{name: "bad workload type", labels: map[string]string{LabelExecutionID: "r1", LabelWorkloadType: "gpu"}, errText: "must be one of"},
+		{name: "only prefix", labels: map[string]string{brokerapi.LabelAppName: "run-"}, errText: "run id must be"},
+		{name: "uppercase", labels: map[string]string{brokerapi.LabelExecutionID: "ABC"}, errText: "run id must be"},
+		{name: "wildcard", labels: map[string]string{brokerapi.LabelExecutionID: "a*b"}, errText: "run id must be"},
+		{name: "leading dash", labels: map[string]string{brokerapi.LabelExecutionID: "-ab"}, errText: "run id must be"},
+		{name: "too long", labels: map[string]string{brokerapi.LabelExecutionID: strings.Repeat("a", 60)}, errText: "at most 59"},
+		{name: "59 is fine", labels: map[string]string{brokerapi.LabelExecutionID: strings.Repeat("a", 59)}, want: Info{RunID: strings.Repeat("a", 59)}},
+		{name: "workload type", labels: map[string]string{brokerapi.LabelExecutionID: "r1", brokerapi.LabelWorkloadType: "cluster-master"}, want: Info{RunID: "r1", WorkloadType: "cluster-master"}},
+		{name: "empty workload type", labels: map[string]string{brokerapi.LabelExecutionID: "r1", brokerapi.LabelWorkloadType: ""}, want: Info{RunID: "r1"}},
+		{name: "bad workload type", labels: map[string]string{brokerapi.LabelExecutionID: "r1", brokerapi.LabelWorkloadType: "gpu"}, errText: "must be one of"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,7 +154,7 @@ func TestLoad(t *testing.T) {
 		t.Errorf("missing file: err = %v, want ErrNotExist", err)
 	}
 	p := filepath.Join(dir, "labels")
-	if err := os.WriteFile(p, []byte(formatMap(map[string]string{LabelAppName: "run-r7", "x": `we"ird`})), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(formatMap(map[string]string{brokerapi.LabelAppName: "run-r7", "x": `we"ird`})), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	info, err := Load(ctx, p)
