@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,14 +21,13 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultRegion            = "us-east-1"
-	DefaultCallTimeout       = 20 * time.Second
-	DefaultMaxAttempts       = 8
-	DefaultRetryBaseDelay    = 100 * time.Millisecond
-	DefaultThrottleBaseDelay = 500 * time.Millisecond
-	DefaultMaxBackoff        = 5 * time.Second
-	DefaultQuotaFallback     = 2048
-	DefaultQuotaTTL          = time.Hour
+	DefaultRegion         = "us-east-1"
+	DefaultCallTimeout    = 20 * time.Second
+	DefaultMaxAttempts    = 8
+	DefaultRetryBaseDelay = 100 * time.Millisecond
+	DefaultMaxBackoff     = 5 * time.Second
+	DefaultQuotaFallback  = 2048
+	DefaultQuotaTTL       = time.Hour
 )
 
 // Options configures New. Zero values take the defaults above.
@@ -49,13 +47,13 @@ type Options struct {
 	CallTimeout time.Duration
 	// MaxAttempts per call (first attempt included).
 	MaxAttempts int
-	// RetryBaseDelay and ThrottleBaseDelay are the bases of the exponential,
-	// fully jittered backoff for transient errors and throttling; MaxBackoff
-	// caps one delay.
-	RetryBaseDelay, ThrottleBaseDelay, MaxBackoff time.Duration
+	// RetryBaseDelay is the base of the SDK's exponential, fully jittered
+	// backoff for transient errors (throttling errors use the SDK's own 1s
+	// base); MaxBackoff caps one delay, throttled or not.
+	RetryBaseDelay, MaxBackoff time.Duration
 
-	// RetryMode is aws.RetryModeStandard (the default: retries with a
-	// jittered exponential backoff whose base is larger for throttling) or
+	// RetryMode is aws.RetryModeStandard (the default: the SDK's standard
+	// retryer, whose backoff base is larger for throttling) or
 	// aws.RetryModeAdaptive (the same plus the SDK's client-side send rate,
 	// which drops while IAM throttles and recovers slowly after: under
 	// random throttling of half the calls, 20 calls took 26 s instead of
@@ -105,9 +103,6 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	}
 	if opts.RetryBaseDelay <= 0 {
 		opts.RetryBaseDelay = DefaultRetryBaseDelay
-	}
-	if opts.ThrottleBaseDelay <= 0 {
-		opts.ThrottleBaseDelay = DefaultThrottleBaseDelay
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
@@ -173,20 +168,18 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	}, nil
 }
 
-// newRetryer is the SDK's standard retryer with a fully jittered
-// exponential backoff, wrapped in the SDK's adaptive mode (client-side rate
-// limiting that tightens on throttling) when RetryModeAdaptive is asked for. The standard retry quota is disabled: the broker's writes are few
-// (coalesced), and a shared quota would only turn throttling into hard
-// errors.
+// newRetryer is the SDK's standard retryer (retry.NewStandard: full-jitter
+// exponential backoff from RetryBaseDelay, from 1s for throttling errors,
+// each delay capped at MaxBackoff), wrapped in the SDK's adaptive mode
+// (client-side rate limiting that tightens on throttling) when
+// RetryModeAdaptive is asked for. The standard retry quota is disabled: the
+// broker's writes are few (coalesced), and a shared quota would only turn
+// throttling into hard errors.
 func newRetryer(opts Options) aws.Retryer {
-	backoff := jitterBackoff{
-		base: opts.RetryBaseDelay, throttleBase: opts.ThrottleBaseDelay, max: opts.MaxBackoff,
-		throttle: retry.IsErrorThrottles(retry.DefaultThrottles),
-	}
 	standard := func(so *retry.StandardOptions) {
 		so.MaxAttempts = opts.MaxAttempts
 		so.MaxBackoff = opts.MaxBackoff
-		so.Backoff = backoff
+		so.BaseDelay = opts.RetryBaseDelay
 		so.RateLimiter = ratelimit.None
 	}
 	if opts.RetryMode == aws.RetryModeStandard {
@@ -195,29 +188,6 @@ func newRetryer(opts Options) aws.Retryer {
 	return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
 		o.StandardOptions = append(o.StandardOptions, standard)
 	})
-}
-
-// jitterBackoff is "full jitter": a uniform delay in [0, min(max, base·2^(n-1))).
-type jitterBackoff struct {
-	base, throttleBase, max time.Duration
-	throttle                retry.IsErrorThrottle
-}
-
-func (j jitterBackoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
-	base := j.base
-	if j.throttle != nil && j.throttle.IsErrorThrottle(err) == aws.TrueTernary {
-		base = j.throttleBase
-	}
-	ceiling := j.max
-	if attempt < 1 {
-		attempt = 1
-	}
-	if attempt < 32 {
-		if d := base << (attempt - 1); d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
-	return time.Duration(rand.Int64N(int64(ceiling) + 1)), nil
 }
 
 func (c *Client) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {

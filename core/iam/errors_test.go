@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
@@ -94,29 +95,46 @@ func TestErrorMessage(t *testing.T) {
 	}
 }
 
-func TestJitterBackoff(t *testing.T) {
-	b := jitterBackoff{base: 100 * time.Millisecond, throttleBase: time.Second, max: 3 * time.Second,
-		throttle: retry.IsErrorThrottles(retry.DefaultThrottles)}
+// The SDK's retryer gets the knobs: attempts, a full-jitter backoff from
+// RetryBaseDelay (1s for throttling) capped at MaxBackoff, throttling and 5xx
+// retried, in both retry modes.
+func TestRetryer(t *testing.T) {
+	opts := Options{MaxAttempts: 7, RetryBaseDelay: 100 * time.Millisecond, MaxBackoff: 3 * time.Second}
 	transient, throttle := httpErr(503), apiErr("Throttling", "Rate exceeded")
-	for attempt := 1; attempt <= 40; attempt++ {
-		for _, tc := range []struct {
-			err  error
-			base time.Duration
-		}{{transient, b.base}, {throttle, b.throttleBase}} {
-			ceiling := b.max
-			if attempt < 10 && tc.base<<(attempt-1) < ceiling {
-				ceiling = tc.base << (attempt - 1)
+	for _, mode := range []aws.RetryMode{aws.RetryModeStandard, aws.RetryModeAdaptive} {
+		opts.RetryMode = mode
+		r := newRetryer(opts)
+		if r.MaxAttempts() != 7 {
+			t.Fatalf("%s: MaxAttempts = %d", mode, r.MaxAttempts())
+		}
+		for _, err := range []error{transient, throttle} {
+			if !r.IsErrorRetryable(err) {
+				t.Fatalf("%s: %v not retried", mode, err)
 			}
-			seen := map[time.Duration]bool{}
-			for range 50 {
-				d, err := b.BackoffDelay(attempt, tc.err)
-				if err != nil || d < 0 || d > ceiling {
-					t.Fatalf("attempt %d: delay %v (err %v), want within [0, %v]", attempt, d, err, ceiling)
+		}
+		if r.IsErrorRetryable(apiErr("AccessDenied", "no")) {
+			t.Fatalf("%s: AccessDenied retried", mode)
+		}
+		for attempt := 1; attempt <= 40; attempt++ {
+			for _, tc := range []struct {
+				err  error
+				base time.Duration
+			}{{transient, opts.RetryBaseDelay}, {throttle, time.Second}} {
+				ceiling := opts.MaxBackoff
+				if attempt < 10 && tc.base<<(attempt-1) < ceiling {
+					ceiling = tc.base << (attempt - 1)
 				}
-				seen[d] = true
-			}
-			if len(seen) < 2 {
-				t.Fatalf("attempt %d: no jitter", attempt)
+				seen := map[time.Duration]bool{}
+				for range 50 {
+					d, err := r.RetryDelay(attempt, tc.err)
+					if err != nil || d < 0 || d > ceiling {
+						t.Fatalf("%s attempt %d: delay %v (err %v), want within [0, %v]", mode, attempt, d, err, ceiling)
+					}
+					seen[d] = true
+				}
+				if len(seen) < 2 {
+					t.Fatalf("%s attempt %d: no jitter", mode, attempt)
+				}
 			}
 		}
 	}

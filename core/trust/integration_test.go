@@ -86,7 +86,7 @@ func (e *env) client(tb testing.TB, denied ...string) *iam.Client {
 	c, err := iam.New(context.Background(), iam.Options{
 		Region: "us-east-1", Endpoint: e.url,
 		Credentials:    credentials.NewStaticCredentialsProvider(key, "s3cr3t-"+key, ""),
-		RetryBaseDelay: 5 * time.Millisecond, ThrottleBaseDelay: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond,
+		RetryBaseDelay: 5 * time.Millisecond, MaxBackoff: 250 * time.Millisecond,
 		MaxAttempts: 30,
 	})
 	if err != nil {
