@@ -176,6 +176,10 @@ func (cp *ControlPlane) Clientset(qps float32, burst int) (*kubernetes.Clientset
 	return kubernetes.NewForConfig(rc)
 }
 
+// stopGrace is how long a process may take to exit after SIGTERM before it
+// is killed; a grace period, not a synchronisation.
+const stopGrace = 10 * time.Second
+
 func stopProcess(c *exec.Cmd) {
 	if c == nil || c.Process == nil {
 		return
@@ -185,7 +189,7 @@ func stopProcess(c *exec.Cmd) {
 	go func() { _ = c.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(stopGrace):
 		_ = c.Process.Kill()
 		<-done
 	}
@@ -379,38 +383,71 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, bin, etcdURL string,
 
 // waitHTTP polls url until it answers 200, the process exits or ctx ends.
 func waitHTTP(ctx context.Context, hc *http.Client, url, token string, cmd *exec.Cmd) error {
-	exited := make(chan struct{})
-	go func() {
-		// ProcessState is only set by Wait, which Stop calls; poll the pid instead.
-		for ctx.Err() == nil {
-			if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-				close(exited)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+	return Poll(ctx, 200*time.Millisecond, url+" answering 200", func() (bool, error) {
+		// ProcessState is only set by Wait, which Stop calls; probe the pid instead.
+		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+			return false, fmt.Errorf("process exited: %w", err)
 		}
-	}()
-	var last error
-	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		res, err := hc.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, res.Status)
+		if err != nil {
+			return false, Retry(err)
 		}
-		last = err
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return false, Retry(fmt.Errorf("%s: %s", url, res.Status))
+		}
+		return true, nil
+	})
+}
+
+// retryable is a condition's error that Poll reports on timeout but does
+// not stop for.
+type retryable struct{ err error }
+
+func (r retryable) Error() string { return r.err.Error() }
+func (r retryable) Unwrap() error { return r.err }
+
+// Retry marks err as transient: Poll keeps polling and, if the wait times
+// out, names err as the last thing it saw.
+func Retry(err error) error {
+	if err == nil {
+		return nil
+	}
+	return retryable{err}
+}
+
+// Poll calls cond at once and then every interval until it returns true.
+// It stops early when cond returns an error not made by Retry. When ctx
+// ends first, the error names what was awaited, ctx's error and the last
+// Retry error cond returned. Tests derive ctx from their own deadline, so
+// a slow machine waits longer instead of failing.
+func Poll(ctx context.Context, interval time.Duration, what string, cond func() (bool, error)) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		var r retryable
+		switch {
+		case errors.As(err, &r):
+			last = r.err
+		case err != nil:
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-exited:
-			return fmt.Errorf("process exited (last: %v)", last)
-		case <-time.After(200 * time.Millisecond):
+			if last != nil {
+				return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
+			}
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-tick.C:
 		}
 	}
 }

@@ -3,6 +3,7 @@ package kubetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,5 +57,27 @@ func TestControlPlane(t *testing.T) {
 	}, metav1.CreateOptions{})
 	if err != nil || tr.Status.Token == "" {
 		t.Fatalf("TokenRequest: %v", err)
+	}
+}
+
+// TestPoll: Poll returns once cond holds, stops at a plain error, and on
+// timeout names what it waited for and the last Retry error.
+func TestPoll(t *testing.T) {
+	n := 0
+	if err := Poll(context.Background(), time.Millisecond, "three calls", func() (bool, error) {
+		n++
+		return n == 3, Retry(errors.New("not yet"))
+	}); err != nil || n != 3 {
+		t.Fatalf("Poll = %v after %d calls", err, n)
+	}
+	boom := errors.New("boom")
+	if err := Poll(context.Background(), time.Millisecond, "x", func() (bool, error) { return false, boom }); !errors.Is(err, boom) {
+		t.Fatalf("plain error: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Poll(ctx, time.Millisecond, "the moon", func() (bool, error) { return false, Retry(errors.New("still dark")) })
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "the moon") || !strings.Contains(err.Error(), "still dark") {
+		t.Fatalf("timeout: %v", err)
 	}
 }
