@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
+	"math"
 	"sync"
 	"time"
 
@@ -13,6 +13,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -80,30 +81,38 @@ func LeaseName(roleARN string) string {
 // returned unlock releases it; until then the Lease is renewed.
 func (l *LeaseLocker) Lock(ctx context.Context, roleARN string) (func(), error) {
 	name := LeaseName(roleARN)
-	wait := 5 * time.Millisecond
-	var lastErr error
-	for {
-		lease, err := l.tryAcquire(ctx, name, roleARN)
-		if err == nil && lease != nil {
-			return l.hold(name, roleARN, lease), nil
-		}
+	var (
+		lease   *coordinationv1.Lease
+		lastErr error
+	)
+	err := l.retry().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+		got, err := l.tryAcquire(ctx, name, roleARN)
 		if err != nil {
 			lastErr = err
 		}
-		// Jittered, capped exponential backoff.
-		d := wait/2 + rand.N(wait/2+1)
-		select {
-		case <-ctx.Done():
-			if lastErr != nil {
-				return nil, fmt.Errorf("lease %s/%s: %w (last error: %v)", l.o.Namespace, name, ctx.Err(), lastErr)
-			}
-			return nil, fmt.Errorf("lease %s/%s is held by another replica: %w", l.o.Namespace, name, ctx.Err())
-		case <-time.After(d):
+		lease = got
+		return err == nil && got != nil, nil
+	})
+	if err != nil {
+		if lastErr != nil {
+			return nil, fmt.Errorf("lease %s/%s: %w (last error: %v)", l.o.Namespace, name, err, lastErr)
 		}
-		if wait *= 2; wait > l.o.MaxRetryInterval {
-			wait = l.o.MaxRetryInterval
-		}
+		return nil, fmt.Errorf("lease %s/%s is held by another replica: %w", l.o.Namespace, name, err)
 	}
+	return l.hold(name, roleARN, lease), nil
+}
+
+// retry is the wait between attempts to take a Lease: a jittered exponential
+// backoff, each delay in [d/2, d] for d = 5ms, 10ms, ... capped at
+// MaxRetryInterval, retried until ctx ends.
+func (l *LeaseLocker) retry() wait.DelayFunc {
+	return wait.Backoff{
+		Duration: 5 * time.Millisecond / 2,
+		Factor:   2,
+		Jitter:   1, // [Duration, 2·Duration)
+		Cap:      l.o.MaxRetryInterval / 2,
+		Steps:    math.MaxInt32, // until ctx ends; after Cap the delay stays there
+	}.DelayFunc()
 }
 
 func (l *LeaseLocker) durationSeconds() *int32 {
