@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // Kind classifies an IAM failure so that callers (the API layer) can map it to
@@ -90,6 +91,30 @@ func (e *Error) Error() string {
 // Unwrap returns the SDK error, so errors.Is(err, context.DeadlineExceeded)
 // and errors.As(err, *smithy.APIError) keep working.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Classify implements model.Classified: how a caller of the broker sees an
+// IAM failure. A trust policy over IAM's size limit is the caller's
+// conflict; throttling and outages are retried later; the rest is IAM
+// answering something the broker cannot act on.
+func (e *Error) Classify() (model.Kind, string, string) {
+	switch e.Kind {
+	case KindAccessDenied:
+		return model.KindUpstream, "iam_access_denied", e.Error()
+	case KindNoSuchEntity:
+		return model.KindUpstream, "iam_no_such_role", e.Error()
+	case KindLimitExceeded:
+		return model.KindConflict, "trust_policy_too_large", e.Error()
+	case KindMalformedPolicy:
+		return model.KindUpstream, "iam_malformed_policy", e.Error()
+	case KindInvalidInput:
+		return model.KindUpstream, "iam_invalid_input", e.Error()
+	case KindThrottled:
+		return model.KindThrottled, "iam_throttled", e.Error()
+	case KindUnavailable:
+		return model.KindUnavailable, "iam_unavailable", e.Error()
+	}
+	return model.KindUpstream, "iam_error", e.Error()
+}
 
 // IsKind reports whether err is (or wraps) an *Error of kind k.
 func IsKind(err error, k Kind) bool {
