@@ -24,13 +24,6 @@ const (
 // ErrInvalid is wrapped by every error Render returns.
 var ErrInvalid = errors.New("invalid AWS config input")
 
-// Role is one role pair to render: the asset role holds the permissions, the
-// proxy role is assumed with the web-identity token.
-type Role struct {
-	AssetRoleARN string
-	ProxyRoleARN string
-}
-
 // Options are the settings shared by all profiles. Zero values are omitted
 // from the output (TokenFile defaults to DefaultTokenFile).
 type Options struct {
@@ -65,7 +58,8 @@ var (
 	unsafeNameRE  = regexp.MustCompile(`[^\w+=,.@-]+`)
 )
 
-// Render writes the AWS config for roles, byte-compatible with the existing
+// Render writes the AWS config for role pairs (UpdateTrustPolicy plays no
+// part here), byte-compatible with the existing
 // service. For each role it writes, with no blank lines:
 //
 //	[profile <name>]
@@ -96,7 +90,7 @@ var (
 // Both ARNs of every pair must be IAM role ARNs, and option values must not be
 // able to alter the file's structure: a newline, '[' or ']' (or any other
 // character outside the option's grammar) is an error wrapping ErrInvalid.
-func Render(roles []Role, o Options) (Config, error) {
+func Render(roles []model.RolePair, o Options) (Config, error) {
 	if err := o.validate(); err != nil {
 		return Config{}, err
 	}
@@ -168,24 +162,24 @@ type pair struct {
 }
 
 // parsePairs validates, deduplicates and sorts roles.
-func parsePairs(roles []Role) ([]pair, error) {
+func parsePairs(roles []model.RolePair) ([]pair, error) {
 	seen := map[[2]string]bool{}
 	out := make([]pair, 0, len(roles))
 	for _, r := range roles {
-		a, err := model.ParseRoleARN(r.AssetRoleARN)
+		a, err := model.ParseRoleARN(r.IAMRoleARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: asset role: %w", ErrInvalid, err)
 		}
-		p, err := model.ParseRoleARN(r.ProxyRoleARN)
+		p, err := model.ParseRoleARN(r.ProxyIAMRoleARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: proxy role: %w", ErrInvalid, err)
 		}
-		key := [2]string{r.AssetRoleARN, r.ProxyRoleARN}
+		key := [2]string{r.IAMRoleARN, r.ProxyIAMRoleARN}
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
-		out = append(out, pair{asset: a, proxy: p, assetS: r.AssetRoleARN, proxyS: r.ProxyRoleARN})
+		out = append(out, pair{asset: a, proxy: p, assetS: r.IAMRoleARN, proxyS: r.ProxyIAMRoleARN})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].assetS != out[j].assetS {

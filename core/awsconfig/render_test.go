@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -23,8 +24,8 @@ const (
 
 func role(account, name string) string { return "arn:aws:iam::" + account + ":role/" + name }
 
-func pairOf(name string) Role {
-	return Role{AssetRoleARN: role(assets, name), ProxyRoleARN: role(eks, name)}
+func pairOf(name string) model.RolePair {
+	return model.RolePair{IAMRoleARN: role(assets, name), ProxyIAMRoleARN: role(eks, name)}
 }
 
 // legacyExample is the exact output of the existing service for one role.
@@ -37,7 +38,7 @@ role_arn=arn:aws:iam::946429944765:role/acme-list-bucket-role
 `
 
 func TestLegacyExampleByteForByte(t *testing.T) {
-	cfg, err := Render([]Role{pairOf("acme-list-bucket-role")}, Options{})
+	cfg, err := Render([]model.RolePair{pairOf("acme-list-bucket-role")}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,39 +54,39 @@ func TestLegacyExampleByteForByte(t *testing.T) {
 
 var goldenCases = []struct {
 	name  string
-	roles []Role
+	roles []model.RolePair
 	opts  Options
 }{
 	{"empty", nil, Options{}},
-	{"legacy-single", []Role{pairOf("acme-list-bucket-role")}, Options{}},
-	{"three-roles-sorted", []Role{pairOf("acme-update-bucket-role"), pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")}, Options{}},
-	{"duplicates-collapsed", []Role{pairOf("acme-read-bucket-role"), pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")}, Options{}},
-	{"all-options", []Role{pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")},
+	{"legacy-single", []model.RolePair{pairOf("acme-list-bucket-role")}, Options{}},
+	{"three-roles-sorted", []model.RolePair{pairOf("acme-update-bucket-role"), pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")}, Options{}},
+	{"duplicates-collapsed", []model.RolePair{pairOf("acme-read-bucket-role"), pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")}, Options{}},
+	{"all-options", []model.RolePair{pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")},
 		Options{TokenFile: "/var/run/secrets/custom/token", Region: "us-gov-west-1", RoleSessionName: "alice", DurationSeconds: 3600}},
-	{"same-name-other-account", []Role{
-		{AssetRoleARN: role("111111111111", "data"), ProxyRoleARN: role(eks, "data-a")},
-		{AssetRoleARN: role("000000000000", "data"), ProxyRoleARN: role(eks, "data-b")},
+	{"same-name-other-account", []model.RolePair{
+		{IAMRoleARN: role("111111111111", "data"), ProxyIAMRoleARN: role(eks, "data-a")},
+		{IAMRoleARN: role("000000000000", "data"), ProxyIAMRoleARN: role(eks, "data-b")},
 	}, Options{}},
-	{"same-name-same-account-paths", []Role{
-		{AssetRoleARN: "arn:aws:iam::" + assets + ":role/team/b/data", ProxyRoleARN: role(eks, "p1")},
-		{AssetRoleARN: "arn:aws:iam::" + assets + ":role/team/a/data", ProxyRoleARN: role(eks, "p2")},
-		{AssetRoleARN: "arn:aws:iam::" + assets + ":role/data", ProxyRoleARN: role(eks, "p3")},
+	{"same-name-same-account-paths", []model.RolePair{
+		{IAMRoleARN: "arn:aws:iam::" + assets + ":role/team/b/data", ProxyIAMRoleARN: role(eks, "p1")},
+		{IAMRoleARN: "arn:aws:iam::" + assets + ":role/team/a/data", ProxyIAMRoleARN: role(eks, "p2")},
+		{IAMRoleARN: "arn:aws:iam::" + assets + ":role/data", ProxyIAMRoleARN: role(eks, "p3")},
 	}, Options{}},
-	{"same-asset-two-proxies", []Role{
-		{AssetRoleARN: role(assets, "data"), ProxyRoleARN: role(eks, "proxy-b")},
-		{AssetRoleARN: role(assets, "data"), ProxyRoleARN: role(eks, "proxy-a")},
-		{AssetRoleARN: role(assets, "data"), ProxyRoleARN: role(eks, "proxy-c")},
+	{"same-asset-two-proxies", []model.RolePair{
+		{IAMRoleARN: role(assets, "data"), ProxyIAMRoleARN: role(eks, "proxy-b")},
+		{IAMRoleARN: role(assets, "data"), ProxyIAMRoleARN: role(eks, "proxy-a")},
+		{IAMRoleARN: role(assets, "data"), ProxyIAMRoleARN: role(eks, "proxy-c")},
 	}, Options{}},
-	{"src-prefix-and-suffix-clashes", []Role{
+	{"src-prefix-and-suffix-clashes", []model.RolePair{
 		pairOf("x"),
 		pairOf("src_x"),
-		{AssetRoleARN: role("000000000000", "y"), ProxyRoleARN: role(eks, "y")},
+		{IAMRoleARN: role("000000000000", "y"), ProxyIAMRoleARN: role(eks, "y")},
 		pairOf("y-" + assets),
 		pairOf("y"),
 	}, Options{}},
-	{"odd-characters-and-partitions", []Role{
-		{AssetRoleARN: "arn:aws-cn:iam::" + assets + ":role/we+ird=na,me.x@y_z-1", ProxyRoleARN: "arn:aws-cn:iam::" + eks + ":role/p"},
-		{AssetRoleARN: "arn:aws-us-gov:iam::" + eks + ":role/p!a#t;h/we+ird=na,me.x@y_z-1", ProxyRoleARN: "arn:aws-us-gov:iam::" + eks + ":role/q"},
+	{"odd-characters-and-partitions", []model.RolePair{
+		{IAMRoleARN: "arn:aws-cn:iam::" + assets + ":role/we+ird=na,me.x@y_z-1", ProxyIAMRoleARN: "arn:aws-cn:iam::" + eks + ":role/p"},
+		{IAMRoleARN: "arn:aws-us-gov:iam::" + eks + ":role/p!a#t;h/we+ird=na,me.x@y_z-1", ProxyIAMRoleARN: "arn:aws-us-gov:iam::" + eks + ":role/q"},
 	}, Options{Region: "cn-north-1"}},
 }
 
@@ -111,7 +112,7 @@ func TestRenderGolden(t *testing.T) {
 			}
 			checkStructure(t, cfg)
 			// Rendering is deterministic: reversed input, same output.
-			rev := append([]Role(nil), tc.roles...)
+			rev := append([]model.RolePair(nil), tc.roles...)
 			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
 				rev[i], rev[j] = rev[j], rev[i]
 			}
@@ -168,15 +169,15 @@ func checkStructure(t *testing.T, cfg Config) {
 }
 
 func TestRenderRejects(t *testing.T) {
-	good := []Role{pairOf("r")}
+	good := []model.RolePair{pairOf("r")}
 	tests := []struct {
 		name  string
-		roles []Role
+		roles []model.RolePair
 		opts  Options
 	}{
-		{"bad asset ARN", []Role{{AssetRoleARN: "arn:aws:iam::1:role/x", ProxyRoleARN: role(eks, "p")}}, Options{}},
-		{"bad proxy ARN", []Role{{AssetRoleARN: role(assets, "x"), ProxyRoleARN: "arn:aws:s3:::bucket"}}, Options{}},
-		{"role name with bracket", []Role{{AssetRoleARN: role(assets, "x]"), ProxyRoleARN: role(eks, "p")}}, Options{}},
+		{"bad asset ARN", []model.RolePair{{IAMRoleARN: "arn:aws:iam::1:role/x", ProxyIAMRoleARN: role(eks, "p")}}, Options{}},
+		{"bad proxy ARN", []model.RolePair{{IAMRoleARN: role(assets, "x"), ProxyIAMRoleARN: "arn:aws:s3:::bucket"}}, Options{}},
+		{"role name with bracket", []model.RolePair{{IAMRoleARN: role(assets, "x]"), ProxyIAMRoleARN: role(eks, "p")}}, Options{}},
 		{"session name newline", good, Options{RoleSessionName: "alice\n[profile evil]"}},
 		{"session name bracket", good, Options{RoleSessionName: "ali[ce]"}},
 		{"session name space", good, Options{RoleSessionName: "alice smith"}},
@@ -216,7 +217,7 @@ func TestSessionName(t *testing.T) {
 			t.Errorf("SessionName(%q) = %q, want %q", in, got, want)
 		}
 		if got != "" {
-			if _, err := Render([]Role{pairOf("r")}, Options{RoleSessionName: got}); err != nil {
+			if _, err := Render([]model.RolePair{pairOf("r")}, Options{RoleSessionName: got}); err != nil {
 				t.Errorf("SessionName(%q) = %q is rejected: %v", in, got, err)
 			}
 		}
@@ -283,7 +284,7 @@ func FuzzRenderOptions(f *testing.F) {
 	f.Add("", "", "/x]\n[y", 0)
 	f.Add("eu-west-3", "a@b.c", "/t", -5)
 	f.Fuzz(func(t *testing.T, region, session, token string, dur int) {
-		roles := []Role{pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")}
+		roles := []model.RolePair{pairOf("acme-list-bucket-role"), pairOf("acme-read-bucket-role")}
 		o := Options{Region: region, RoleSessionName: session, TokenFile: token, DurationSeconds: dur}
 		cfg, err := Render(roles, o)
 		if err != nil {

@@ -71,7 +71,7 @@ func TestRenderedARNsRoundTripThroughSDKParsers(t *testing.T) {
 	}
 	files := make([]string, len(probes))
 	for i := range probes {
-		cfg, err := Render([]Role{{AssetRoleARN: probes[i].asset, ProxyRoleARN: probes[i].proxy}}, Options{})
+		cfg, err := Render([]model.RolePair{{IAMRoleARN: probes[i].asset, ProxyIAMRoleARN: probes[i].proxy}}, Options{})
 		if err != nil {
 			t.Fatalf("Render(%q): %v", probes[i].asset, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // parsedCache keeps the mappings parsed from one revision of a store's raw
@@ -11,17 +12,17 @@ import (
 type parsedCache struct {
 	mu  sync.Mutex
 	rev string
-	m   map[string]Mapping
+	m   map[string]model.Mapping
 }
 
 // snapshot returns the mappings of raw (org → legacy value) at revision rev,
 // parsing only when rev changed ("" never caches). Invalid values are logged
 // and left out.
-func (c *parsedCache) snapshot(rev string, raw map[string]string, log hclog.Logger) Snapshot {
+func (c *parsedCache) snapshot(rev string, raw map[string]string, log hclog.Logger) model.Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if rev == "" || rev != c.rev || c.m == nil {
-		c.m = make(map[string]Mapping, len(raw))
+		c.m = make(map[string]model.Mapping, len(raw))
 		for org, v := range raw {
 			m, err := ParseValue(org, v)
 			if err != nil {
@@ -32,5 +33,5 @@ func (c *parsedCache) snapshot(rev string, raw map[string]string, log hclog.Logg
 		}
 		c.rev = rev
 	}
-	return Snapshot{Revision: rev, Mappings: cloneAll(c.m)}
+	return model.Snapshot{Revision: rev, Mappings: cloneAll(c.m)}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // Legacy value codec. The existing service stores each org's mapping in the
@@ -16,43 +18,43 @@ import (
 // ParseValue decodes a stored legacy value (object or list of objects) for org
 // and validates the result. A list yields Multi=true, even with one element.
 // Errors are *ValidationError.
-func ParseValue(org, value string) (Mapping, error) {
-	m := Mapping{Org: org}
+func ParseValue(org, value string) (model.Mapping, error) {
+	m := model.Mapping{Org: org}
 	raw := bytes.TrimSpace([]byte(value))
 	switch {
 	case len(raw) == 0:
-		return Mapping{}, &ValidationError{Field: "mapping", Message: "empty value"}
+		return model.Mapping{}, &model.ValidationError{Field: "mapping", Message: "empty value"}
 	case raw[0] == '[':
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
-			return Mapping{}, &ValidationError{Field: "mapping", Message: "invalid JSON list: " + err.Error()}
+			return model.Mapping{}, &model.ValidationError{Field: "mapping", Message: "invalid JSON list: " + err.Error()}
 		}
 		m.Multi = true
 		for i, item := range items {
 			p, err := DecodePair(item)
 			if err != nil {
-				return Mapping{}, pairErr(i, err)
+				return model.Mapping{}, pairErr(i, err)
 			}
 			m.Pairs = append(m.Pairs, p)
 		}
 	case raw[0] == '{':
 		p, err := DecodePair(raw)
 		if err != nil {
-			return Mapping{}, err
+			return model.Mapping{}, err
 		}
-		m.Pairs = []RolePair{p}
+		m.Pairs = []model.RolePair{p}
 	default:
-		return Mapping{}, &ValidationError{Field: "mapping", Message: "want a JSON object or a JSON list of objects"}
+		return model.Mapping{}, &model.ValidationError{Field: "mapping", Message: "want a JSON object or a JSON list of objects"}
 	}
 	if err := m.Validate(); err != nil {
-		return Mapping{}, err
+		return model.Mapping{}, err
 	}
 	return m, nil
 }
 
 func pairErr(i int, err error) error {
-	if ve, ok := err.(*ValidationError); ok {
-		return &ValidationError{Field: ve.Field, Message: fmt.Sprintf("role pair %d: %s", i+1, ve.Message)}
+	if ve, ok := err.(*model.ValidationError); ok {
+		return &model.ValidationError{Field: ve.Field, Message: fmt.Sprintf("role pair %d: %s", i+1, ve.Message)}
 	}
 	return err
 }
@@ -62,24 +64,24 @@ func pairErr(i int, err error) error {
 // strings holding valid role ARNs; update_iam_role_trust_policy may be a JSON
 // bool or the string "true"/"false" in any case, and is true when missing or
 // null. Unknown fields are ignored. Errors are *ValidationError.
-func DecodePair(raw json.RawMessage) (RolePair, error) {
+func DecodePair(raw json.RawMessage) (model.RolePair, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return RolePair{}, &ValidationError{Field: "mapping", Message: "want a JSON object with iam_role_arn and proxy_iam_role_arn"}
+		return model.RolePair{}, &model.ValidationError{Field: "mapping", Message: "want a JSON object with iam_role_arn and proxy_iam_role_arn"}
 	}
-	var p RolePair
+	var p model.RolePair
 	var err error
 	if p.IAMRoleARN, err = stringField(fields, "iam_role_arn"); err != nil {
-		return RolePair{}, err
+		return model.RolePair{}, err
 	}
 	if p.ProxyIAMRoleARN, err = stringField(fields, "proxy_iam_role_arn"); err != nil {
-		return RolePair{}, err
+		return model.RolePair{}, err
 	}
 	if p.UpdateTrustPolicy, err = ParseFlag(fields["update_iam_role_trust_policy"]); err != nil {
-		return RolePair{}, err
+		return model.RolePair{}, err
 	}
 	if err := p.Validate(); err != nil {
-		return RolePair{}, err
+		return model.RolePair{}, err
 	}
 	return p, nil
 }
@@ -87,11 +89,11 @@ func DecodePair(raw json.RawMessage) (RolePair, error) {
 func stringField(fields map[string]json.RawMessage, name string) (string, error) {
 	raw, ok := fields[name]
 	if !ok || string(bytes.TrimSpace(raw)) == "null" {
-		return "", &ValidationError{Field: name, Message: "is required"}
+		return "", &model.ValidationError{Field: name, Message: "is required"}
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", &ValidationError{Field: name, Message: "must be a string"}
+		return "", &model.ValidationError{Field: name, Message: "must be a string"}
 	}
 	return s, nil
 }
@@ -116,23 +118,14 @@ func ParseFlag(raw json.RawMessage) (bool, error) {
 			return false, nil
 		}
 	}
-	return false, &ValidationError{Field: "update_iam_role_trust_policy", Message: `must be true, false, "true" or "false"`}
-}
-
-// Legacy returns the shape the legacy GET endpoints show for m: a RolePair
-// for a single-pair mapping that is not Multi, else a []RolePair.
-func (m Mapping) Legacy() any {
-	if !m.Multi && len(m.Pairs) == 1 {
-		return m.Pairs[0]
-	}
-	return append([]RolePair{}, m.Pairs...)
+	return false, &model.ValidationError{Field: "update_iam_role_trust_policy", Message: `must be true, false, "true" or "false"`}
 }
 
 // Value encodes m as the legacy stored value: an object for a single pair
 // (Multi=false), else a list. The text is formatted like Python's json.dumps
 // (", " and ": " separators, fields in the legacy order), so values written by
 // the broker look like the ones the existing service wrote.
-func (m Mapping) Value() string {
+func Value(m model.Mapping) string {
 	var b strings.Builder
 	if !m.Multi && len(m.Pairs) == 1 {
 		writePair(&b, m.Pairs[0])
@@ -149,7 +142,7 @@ func (m Mapping) Value() string {
 	return b.String()
 }
 
-func writePair(b *strings.Builder, p RolePair) {
+func writePair(b *strings.Builder, p model.RolePair) {
 	b.WriteString(`{"iam_role_arn": `)
 	b.Write(jsonString(p.IAMRoleARN))
 	b.WriteString(`, "proxy_iam_role_arn": `)

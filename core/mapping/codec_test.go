@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 const (
@@ -21,51 +23,51 @@ func TestParseValue(t *testing.T) {
 		name      string
 		org       string
 		value     string
-		want      Mapping
+		want      model.Mapping
 		wantField string // non-empty: expect a *ValidationError on this field
 	}{
 		{"object flag missing means true", "acme", single + `}`,
-			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+			model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}, ""},
 		{"object flag bool false", "acme", single + `, "update_iam_role_trust_policy": false}`,
-			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, false}}}, ""},
+			model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}}}, ""},
 		{"object flag string False", "acme", single + `, "update_iam_role_trust_policy": "False"}`,
-			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, false}}}, ""},
+			model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}}}, ""},
 		{"object flag string TRUE", "acme", single + `, "update_iam_role_trust_policy": "TRUE"}`,
-			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+			model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}, ""},
 		{"object flag null means true", "acme", single + `, "update_iam_role_trust_policy": null}`,
-			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+			model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}, ""},
 		{"unknown fields ignored", "acme", single + `, "comment": 3}`,
-			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+			model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}, ""},
 		{"whitespace around", "acme", "\n  " + single + "}\n",
-			Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+			model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}, ""},
 		{"list of one is multi", "acme", `[` + single + `}]`,
-			Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, true}}}, ""},
+			model.Mapping{Org: "acme", Multi: true, Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}, ""},
 		{"list of two keeps order", "acme.team_1-x",
 			`[{"iam_role_arn":"` + asset2 + `","proxy_iam_role_arn":"` + proxy2 + `","update_iam_role_trust_policy":"false"},` + single + `}]`,
-			Mapping{Org: "acme.team_1-x", Multi: true, Pairs: []RolePair{{asset2, proxy2, false}, {assetARN, proxyARN, true}}}, ""},
-		{"flag number", "acme", single + `, "update_iam_role_trust_policy": 1}`, Mapping{}, "update_iam_role_trust_policy"},
-		{"flag other string", "acme", single + `, "update_iam_role_trust_policy": "yes"}`, Mapping{}, "update_iam_role_trust_policy"},
-		{"missing asset", "acme", `{"proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
-		{"asset not a string", "acme", `{"iam_role_arn": 5, "proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
-		{"bad proxy ARN", "acme", `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "arn:aws:iam::946429944765:user/x"}`, Mapping{}, "proxy_iam_role_arn"},
-		{"bad account", "acme", `{"iam_role_arn": "arn:aws:iam::52411225036:role/x", "proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
-		{"wildcard role", "acme", `{"iam_role_arn": "arn:aws:iam::524112250363:role/*", "proxy_iam_role_arn": "` + proxyARN + `"}`, Mapping{}, "iam_role_arn"},
-		{"bad element in list", "acme", `[` + single + `}, 3]`, Mapping{}, "mapping"},
-		{"empty list", "acme", `[]`, Mapping{}, "role_data"},
-		{"empty value", "acme", ``, Mapping{}, "mapping"},
-		{"scalar", "acme", `"x"`, Mapping{}, "mapping"},
-		{"trailing garbage", "acme", single + `} {}`, Mapping{}, "mapping"},
-		{"bad org wildcard", "ac*me", single + `}`, Mapping{}, "domino_org"},
-		{"bad org question mark", "acme?", single + `}`, Mapping{}, "domino_org"},
-		{"bad org leading dot", ".acme", single + `}`, Mapping{}, "domino_org"},
-		{"bad org slash", "a/b", single + `}`, Mapping{}, "domino_org"},
-		{"bad org too long", strings.Repeat("a", 101), single + `}`, Mapping{}, "domino_org"},
+			model.Mapping{Org: "acme.team_1-x", Multi: true, Pairs: []model.RolePair{{IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: false}, {IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}, ""},
+		{"flag number", "acme", single + `, "update_iam_role_trust_policy": 1}`, model.Mapping{}, "update_iam_role_trust_policy"},
+		{"flag other string", "acme", single + `, "update_iam_role_trust_policy": "yes"}`, model.Mapping{}, "update_iam_role_trust_policy"},
+		{"missing asset", "acme", `{"proxy_iam_role_arn": "` + proxyARN + `"}`, model.Mapping{}, "iam_role_arn"},
+		{"asset not a string", "acme", `{"iam_role_arn": 5, "proxy_iam_role_arn": "` + proxyARN + `"}`, model.Mapping{}, "iam_role_arn"},
+		{"bad proxy ARN", "acme", `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "arn:aws:iam::946429944765:user/x"}`, model.Mapping{}, "proxy_iam_role_arn"},
+		{"bad account", "acme", `{"iam_role_arn": "arn:aws:iam::52411225036:role/x", "proxy_iam_role_arn": "` + proxyARN + `"}`, model.Mapping{}, "iam_role_arn"},
+		{"wildcard role", "acme", `{"iam_role_arn": "arn:aws:iam::524112250363:role/*", "proxy_iam_role_arn": "` + proxyARN + `"}`, model.Mapping{}, "iam_role_arn"},
+		{"bad element in list", "acme", `[` + single + `}, 3]`, model.Mapping{}, "mapping"},
+		{"empty list", "acme", `[]`, model.Mapping{}, "role_data"},
+		{"empty value", "acme", ``, model.Mapping{}, "mapping"},
+		{"scalar", "acme", `"x"`, model.Mapping{}, "mapping"},
+		{"trailing garbage", "acme", single + `} {}`, model.Mapping{}, "mapping"},
+		{"bad org wildcard", "ac*me", single + `}`, model.Mapping{}, "domino_org"},
+		{"bad org question mark", "acme?", single + `}`, model.Mapping{}, "domino_org"},
+		{"bad org leading dot", ".acme", single + `}`, model.Mapping{}, "domino_org"},
+		{"bad org slash", "a/b", single + `}`, model.Mapping{}, "domino_org"},
+		{"bad org too long", strings.Repeat("a", 101), single + `}`, model.Mapping{}, "domino_org"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseValue(tt.org, tt.value)
 			if tt.wantField != "" {
-				var ve *ValidationError
+				var ve *model.ValidationError
 				if !errors.As(err, &ve) {
 					t.Fatalf("err = %v, want *ValidationError on %s", err, tt.wantField)
 				}
@@ -85,63 +87,48 @@ func TestParseValue(t *testing.T) {
 }
 
 func TestOrgMaxLength(t *testing.T) {
-	if err := ValidateOrg(strings.Repeat("a", 100)); err != nil {
+	if err := model.ValidateOrg(strings.Repeat("a", 100)); err != nil {
 		t.Fatalf("100 chars: %v", err)
 	}
 }
 
 func TestValueFormats(t *testing.T) {
-	one := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}
+	one := model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}
 	want := `{"iam_role_arn": "` + assetARN + `", "proxy_iam_role_arn": "` + proxyARN + `", "update_iam_role_trust_policy": true}`
-	if got := one.Value(); got != want {
+	if got := Value(one); got != want {
 		t.Errorf("single:\n got %s\nwant %s", got, want)
 	}
-	multi := Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, true}, {asset2, proxy2, false}}}
+	multi := model.Mapping{Org: "acme", Multi: true, Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}, {IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: false}}}
 	wantMulti := `[` + want + `, {"iam_role_arn": "` + asset2 + `", "proxy_iam_role_arn": "` + proxy2 + `", "update_iam_role_trust_policy": false}]`
-	if got := multi.Value(); got != wantMulti {
+	if got := Value(multi); got != wantMulti {
 		t.Errorf("multi:\n got %s\nwant %s", got, wantMulti)
 	}
 	// Multi with one pair stays a list; two pairs without Multi are a list too.
-	if got := (Mapping{Org: "a", Multi: true, Pairs: one.Pairs}).Value(); !strings.HasPrefix(got, "[") {
+	if got := Value(model.Mapping{Org: "a", Multi: true, Pairs: one.Pairs}); !strings.HasPrefix(got, "[") {
 		t.Errorf("multi of one = %s, want a list", got)
 	}
-	if got := (Mapping{Org: "a", Pairs: multi.Pairs}).Value(); !strings.HasPrefix(got, "[") {
+	if got := Value(model.Mapping{Org: "a", Pairs: multi.Pairs}); !strings.HasPrefix(got, "[") {
 		t.Errorf("two pairs = %s, want a list", got)
 	}
 	// The value is valid JSON and parses back to the same mapping.
-	for _, m := range []Mapping{one, multi} {
-		if !json.Valid([]byte(m.Value())) {
-			t.Errorf("invalid JSON: %s", m.Value())
+	for _, m := range []model.Mapping{one, multi} {
+		if !json.Valid([]byte(Value(m))) {
+			t.Errorf("invalid JSON: %s", Value(m))
 		}
-		back, err := ParseValue(m.Org, m.Value())
+		back, err := ParseValue(m.Org, Value(m))
 		if err != nil || !reflect.DeepEqual(back, m) {
 			t.Errorf("round trip: %+v, %v; want %+v", back, err, m)
 		}
 	}
 }
 
-func TestLegacyShape(t *testing.T) {
-	one := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, false}}}
-	got, _ := json.Marshal(one.Legacy())
-	want := `{"iam_role_arn":"` + assetARN + `","proxy_iam_role_arn":"` + proxyARN + `","update_iam_role_trust_policy":false}`
-	if string(got) != want {
-		t.Errorf("single legacy = %s, want %s", got, want)
-	}
-	multi := Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, true}}}
-	got, _ = json.Marshal(multi.Legacy())
-	want = `[{"iam_role_arn":"` + assetARN + `","proxy_iam_role_arn":"` + proxyARN + `","update_iam_role_trust_policy":true}]`
-	if string(got) != want {
-		t.Errorf("multi legacy = %s, want %s", got, want)
-	}
-}
-
 func TestDecodePair(t *testing.T) {
 	p, err := DecodePair(json.RawMessage(`{"iam_role_arn":"` + assetARN + `","proxy_iam_role_arn":"` + proxyARN + `","update_iam_role_trust_policy":"false"}`))
-	if err != nil || p != (RolePair{assetARN, proxyARN, false}) {
+	if err != nil || p != (model.RolePair{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}) {
 		t.Fatalf("got %+v, %v", p, err)
 	}
 	for _, bad := range []string{`null`, `[]`, `"x"`, `{`, `{"iam_role_arn":null,"proxy_iam_role_arn":"` + proxyARN + `"}`} {
-		var ve *ValidationError
+		var ve *model.ValidationError
 		if _, err := DecodePair(json.RawMessage(bad)); !errors.As(err, &ve) {
 			t.Errorf("DecodePair(%s) err = %v, want *ValidationError", bad, err)
 		}
@@ -149,17 +136,17 @@ func TestDecodePair(t *testing.T) {
 }
 
 func TestMappingValidate(t *testing.T) {
-	ok := RolePair{assetARN, proxyARN, true}
+	ok := model.RolePair{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}
 	tests := []struct {
-		m     Mapping
+		m     model.Mapping
 		field string
 	}{
-		{Mapping{Org: "acme", Pairs: []RolePair{ok}}, ""},
-		{Mapping{Org: "acme", Pairs: nil}, "role_data"},
-		{Mapping{Org: "", Pairs: []RolePair{ok}}, "domino_org"},
-		{Mapping{Org: "acme", Multi: true, Pairs: []RolePair{ok, {assetARN, "", true}}}, "proxy_iam_role_arn"},
-		{Mapping{Org: "acme", Pairs: []RolePair{{"arn:aws-cn:iam::524112250363:role/a/b/x", "arn:aws-us-gov:iam::946429944765:role/y", false}}}, ""},
-		{Mapping{Org: "acme", Pairs: []RolePair{{"arn:aws-xx:iam::524112250363:role/x", proxyARN, false}}}, "iam_role_arn"},
+		{model.Mapping{Org: "acme", Pairs: []model.RolePair{ok}}, ""},
+		{model.Mapping{Org: "acme", Pairs: nil}, "role_data"},
+		{model.Mapping{Org: "", Pairs: []model.RolePair{ok}}, "domino_org"},
+		{model.Mapping{Org: "acme", Multi: true, Pairs: []model.RolePair{ok, {IAMRoleARN: assetARN, ProxyIAMRoleARN: "", UpdateTrustPolicy: true}}}, "proxy_iam_role_arn"},
+		{model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: "arn:aws-cn:iam::524112250363:role/a/b/x", ProxyIAMRoleARN: "arn:aws-us-gov:iam::946429944765:role/y", UpdateTrustPolicy: false}}}, ""},
+		{model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: "arn:aws-xx:iam::524112250363:role/x", ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}}}, "iam_role_arn"},
 	}
 	for i, tt := range tests {
 		err := tt.m.Validate()
@@ -169,7 +156,7 @@ func TestMappingValidate(t *testing.T) {
 			}
 			continue
 		}
-		var ve *ValidationError
+		var ve *model.ValidationError
 		if !errors.As(err, &ve) || ve.Field != tt.field {
 			t.Errorf("%d: err = %v, want field %s", i, err, tt.field)
 		}
@@ -186,7 +173,7 @@ func FuzzParseValue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, org, value string) {
 		m, err := ParseValue(org, value)
 		if err != nil {
-			var ve *ValidationError
+			var ve *model.ValidationError
 			if !errors.As(err, &ve) {
 				t.Fatalf("error is not a *ValidationError: %v", err)
 			}
@@ -198,9 +185,9 @@ func FuzzParseValue(f *testing.F) {
 		if strings.ContainsAny(m.Org, "*?") {
 			t.Fatalf("org with wildcard accepted: %q", m.Org)
 		}
-		back, err := ParseValue(org, m.Value())
+		back, err := ParseValue(org, Value(m))
 		if err != nil {
-			t.Fatalf("re-parse of %s: %v", m.Value(), err)
+			t.Fatalf("re-parse of %s: %v", Value(m), err)
 		}
 		if !reflect.DeepEqual(back, m) {
 			t.Fatalf("round trip changed the mapping: %+v -> %+v", m, back)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -163,7 +164,7 @@ func newerVersion(a, b string) bool {
 
 // Snapshot returns the mappings: from the watch after Start, otherwise by
 // reading the ConfigMap. A missing ConfigMap is an empty snapshot.
-func (s *ConfigMapStore) Snapshot(ctx context.Context) (Snapshot, error) {
+func (s *ConfigMapStore) Snapshot(ctx context.Context) (model.Snapshot, error) {
 	s.mu.Lock()
 	watched, cm := s.watched, s.latest
 	s.mu.Unlock()
@@ -173,21 +174,21 @@ func (s *ConfigMapStore) Snapshot(ctx context.Context) (Snapshot, error) {
 		if apierrors.IsNotFound(err) {
 			cm = nil
 		} else if err != nil {
-			return Snapshot{}, s.unavailable("get", err)
+			return model.Snapshot{}, s.unavailable("get", err)
 		}
 	}
 	if cm == nil {
-		return Snapshot{Revision: absentRevision, Mappings: map[string]Mapping{}}, nil
+		return model.Snapshot{Revision: absentRevision, Mappings: map[string]model.Mapping{}}, nil
 	}
 	return s.cache.snapshot(cm.ResourceVersion, cm.Data, s.log), nil
 }
 
 // Put validates m and sets its org's key, creating the ConfigMap if missing.
-func (s *ConfigMapStore) Put(ctx context.Context, m Mapping) error {
+func (s *ConfigMapStore) Put(ctx context.Context, m model.Mapping) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	value := m.Value()
+	value := Value(m)
 	return s.modify(ctx, "put", func(data map[string]string) error {
 		data[m.Org] = value
 		return nil
@@ -198,7 +199,7 @@ func (s *ConfigMapStore) Put(ctx context.Context, m Mapping) error {
 func (s *ConfigMapStore) Delete(ctx context.Context, org string) error {
 	return s.modify(ctx, "delete", func(data map[string]string) error {
 		if _, ok := data[org]; !ok {
-			return fmt.Errorf("org %q: %w", org, ErrNotFound)
+			return notFound(org)
 		}
 		delete(data, org)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irsa-broker/irsa-broker/core/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,15 +92,15 @@ func TestConfigMapStoreReadsLegacyValues(t *testing.T) {
 	cs := versionedClient(cm)
 	s := NewConfigMapStore(cs, "", "", nil)
 	snap := mustSnap(t, s)
-	want := map[string]Mapping{
-		"irsa-iamrole-list-bucket": {Org: "irsa-iamrole-list-bucket", Pairs: []RolePair{{assetARN, proxyARN, true}}},
-		"irsa-iamrole-multi":       {Org: "irsa-iamrole-multi", Multi: true, Pairs: []RolePair{{asset2, proxy2, false}}},
+	want := map[string]model.Mapping{
+		"irsa-iamrole-list-bucket": {Org: "irsa-iamrole-list-bucket", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}},
+		"irsa-iamrole-multi":       {Org: "irsa-iamrole-multi", Multi: true, Pairs: []model.RolePair{{IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: false}}},
 	}
 	if snap.Revision != "42" || !reflect.DeepEqual(snap.Mappings, want) {
 		t.Fatalf("snapshot = %+v, want revision 42 and %+v", snap, want)
 	}
 	// A write keeps the entry it could not parse, and stores the legacy value.
-	if err := s.Put(context.Background(), Mapping{Org: "new", Pairs: []RolePair{{assetARN, proxyARN, false}}}); err != nil {
+	if err := s.Put(context.Background(), model.Mapping{Org: "new", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := cs.CoreV1().ConfigMaps(DefaultConfigMapNamespace).Get(context.Background(), DefaultConfigMapName, metav1.GetOptions{})
@@ -123,7 +124,7 @@ func TestConfigMapStoreRetriesInjectedConflict(t *testing.T) {
 	var conflicts, updates atomic.Int32
 	s := NewConfigMapStore(cs, "ns", "cm", nil)
 	ctx := context.Background()
-	if err := s.Put(ctx, Mapping{Org: "first", Pairs: []RolePair{{assetARN, proxyARN, true}}}); err != nil {
+	if err := s.Put(ctx, model.Mapping{Org: "first", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	// Fail the next update once with Conflict, as if another writer won.
@@ -134,7 +135,7 @@ func TestConfigMapStoreRetriesInjectedConflict(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	if err := s.Put(ctx, Mapping{Org: "second", Pairs: []RolePair{{asset2, proxy2, false}}}); err != nil {
+	if err := s.Put(ctx, model.Mapping{Org: "second", Pairs: []model.RolePair{{IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: false}}}); err != nil {
 		t.Fatalf("Put after one conflict: %v", err)
 	}
 	if n := updates.Load(); n != 2 {
@@ -155,7 +156,7 @@ func TestConfigMapStoreUnavailable(t *testing.T) {
 	if _, err := s.Snapshot(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Snapshot = %v, want ErrUnavailable", err)
 	}
-	if err := s.Put(ctx, Mapping{Org: "a", Pairs: []RolePair{{assetARN, proxyARN, true}}}); !errors.Is(err, ErrUnavailable) {
+	if err := s.Put(ctx, model.Mapping{Org: "a", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Put = %v, want ErrUnavailable", err)
 	}
 	if err := s.Delete(ctx, "a"); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
@@ -170,7 +171,7 @@ func TestConfigMapStoreConflictsExhausted(t *testing.T) {
 	})
 	s := NewConfigMapStore(cs, "ns", "cm", nil)
 	s.backoff.Duration, s.backoff.Cap = time.Millisecond, time.Millisecond
-	err := s.Put(context.Background(), Mapping{Org: "a", Pairs: []RolePair{{assetARN, proxyARN, true}}})
+	err := s.Put(context.Background(), model.Mapping{Org: "a", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}})
 	if !errors.Is(err, ErrUnavailable) || !apierrors.IsConflict(err) {
 		t.Fatalf("Put = %v, want ErrUnavailable wrapping the conflict", err)
 	}
@@ -195,7 +196,7 @@ func TestConfigMapStoreRacingPuts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.Put(ctx, Mapping{Org: org, Pairs: []RolePair{{assetARN, proxyARN, true}}})
+			errs[i] = s.Put(ctx, model.Mapping{Org: org, Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}})
 		}()
 	}
 	wg.Wait()
@@ -271,7 +272,7 @@ func TestConfigMapStoreWatched(t *testing.T) {
 	if err != nil || len(snap.Mappings) != 0 || snap.Revision != absentRevision {
 		t.Fatalf("absent: %+v %v", snap, err)
 	}
-	m := Mapping{Org: "org-a", Pairs: []RolePair{{IAMRoleARN: "arn:aws:iam::524112250363:role/a", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/a", UpdateTrustPolicy: true}}}
+	m := model.Mapping{Org: "org-a", Pairs: []model.RolePair{{IAMRoleARN: "arn:aws:iam::524112250363:role/a", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/a", UpdateTrustPolicy: true}}}
 	if err := s.Put(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +301,7 @@ func TestConfigMapStoreWatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	cm = cm.DeepCopy()
-	cm.Data["org-b"] = m.Value()
+	cm.Data["org-b"] = Value(m)
 	if _, err := cs.CoreV1().ConfigMaps("domino-field").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

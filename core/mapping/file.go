@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // FileStore keeps mappings in a JSON file (dev mode): an object whose keys are
@@ -68,13 +69,13 @@ func (s *FileStore) readRaw() (map[string]json.RawMessage, string, error) {
 }
 
 // Snapshot reads the file and returns its valid mappings.
-func (s *FileStore) Snapshot(ctx context.Context) (Snapshot, error) {
+func (s *FileStore) Snapshot(ctx context.Context) (model.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
-		return Snapshot{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return model.Snapshot{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	raw, rev, err := s.readRaw()
 	if err != nil {
-		return Snapshot{}, err
+		return model.Snapshot{}, err
 	}
 	values := make(map[string]string, len(raw))
 	for org, v := range raw {
@@ -94,12 +95,12 @@ func fileValue(v json.RawMessage) string {
 }
 
 // Put validates m and creates or replaces its org's entry.
-func (s *FileStore) Put(ctx context.Context, m Mapping) error {
+func (s *FileStore) Put(ctx context.Context, m model.Mapping) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
 	return s.update(ctx, func(raw map[string]json.RawMessage) error {
-		raw[m.Org] = json.RawMessage(m.Value())
+		raw[m.Org] = json.RawMessage(Value(m))
 		return nil
 	})
 }
@@ -108,7 +109,7 @@ func (s *FileStore) Put(ctx context.Context, m Mapping) error {
 func (s *FileStore) Delete(ctx context.Context, org string) error {
 	return s.update(ctx, func(raw map[string]json.RawMessage) error {
 		if _, ok := raw[org]; !ok {
-			return fmt.Errorf("org %q: %w", org, ErrNotFound)
+			return notFound(org)
 		}
 		delete(raw, org)
 		return nil

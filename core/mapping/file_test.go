@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 func TestFileStore(t *testing.T) {
@@ -39,15 +41,15 @@ func TestFileStoreFormatAndAtomicity(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := mustSnap(t, s)
-	want := map[string]Mapping{
-		"acme":  {Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}},
-		"multi": {Org: "multi", Multi: true, Pairs: []RolePair{{asset2, proxy2, false}}},
+	want := map[string]model.Mapping{
+		"acme":  {Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}},
+		"multi": {Org: "multi", Multi: true, Pairs: []model.RolePair{{IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: false}}},
 	}
 	if !reflect.DeepEqual(snap.Mappings, want) {
 		t.Fatalf("mappings = %+v, want %+v", snap.Mappings, want)
 	}
 
-	if err := s.Put(ctx, Mapping{Org: "new", Pairs: []RolePair{{assetARN, proxyARN, false}}}); err != nil {
+	if err := s.Put(ctx, model.Mapping{Org: "new", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}}}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -61,8 +63,8 @@ func TestFileStoreFormatAndAtomicity(t *testing.T) {
 	if _, ok := raw["broken"]; !ok {
 		t.Fatalf("invalid entry was dropped on write:\n%s", data)
 	}
-	var newVal RolePair
-	if err := json.Unmarshal(raw["new"], &newVal); err != nil || newVal != (RolePair{assetARN, proxyARN, false}) {
+	var newVal model.RolePair
+	if err := json.Unmarshal(raw["new"], &newVal); err != nil || newVal != (model.RolePair{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}) {
 		t.Fatalf("new entry = %s (%v), want the legacy object", raw["new"], err)
 	}
 	entries, _ := os.ReadDir(dir)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // MemoryStore keeps mappings in memory (tests, `irsa-broker dev --empty`).
@@ -12,15 +14,15 @@ import (
 type MemoryStore struct {
 	mu       sync.RWMutex
 	rev      uint64
-	mappings map[string]Mapping
+	mappings map[string]model.Mapping
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns a store holding initial. It panics if one of them is
 // invalid: seeds are program constants, so that is a programming error.
-func NewMemoryStore(initial ...Mapping) *MemoryStore {
-	s := &MemoryStore{rev: 1, mappings: make(map[string]Mapping, len(initial))}
+func NewMemoryStore(initial ...model.Mapping) *MemoryStore {
+	s := &MemoryStore{rev: 1, mappings: make(map[string]model.Mapping, len(initial))}
 	for _, m := range initial {
 		if err := m.Validate(); err != nil {
 			panic(fmt.Sprintf("mapping.NewMemoryStore: invalid seed %q: %v", m.Org, err))
@@ -31,17 +33,17 @@ func NewMemoryStore(initial ...Mapping) *MemoryStore {
 }
 
 // Snapshot returns a copy of all mappings.
-func (s *MemoryStore) Snapshot(ctx context.Context) (Snapshot, error) {
+func (s *MemoryStore) Snapshot(ctx context.Context) (model.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
-		return Snapshot{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return model.Snapshot{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return Snapshot{Revision: strconv.FormatUint(s.rev, 10), Mappings: cloneAll(s.mappings)}, nil
+	return model.Snapshot{Revision: strconv.FormatUint(s.rev, 10), Mappings: cloneAll(s.mappings)}, nil
 }
 
 // Put validates m and creates or replaces the mapping of m.Org.
-func (s *MemoryStore) Put(ctx context.Context, m Mapping) error {
+func (s *MemoryStore) Put(ctx context.Context, m model.Mapping) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
@@ -63,15 +65,15 @@ func (s *MemoryStore) Delete(ctx context.Context, org string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.mappings[org]; !ok {
-		return fmt.Errorf("org %q: %w", org, ErrNotFound)
+		return notFound(org)
 	}
 	delete(s.mappings, org)
 	s.rev++
 	return nil
 }
 
-func cloneAll(in map[string]Mapping) map[string]Mapping {
-	out := make(map[string]Mapping, len(in))
+func cloneAll(in map[string]model.Mapping) map[string]model.Mapping {
+	out := make(map[string]model.Mapping, len(in))
 	for k, m := range in {
 		out[k] = m.Clone()
 	}

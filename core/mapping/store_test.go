@@ -7,13 +7,15 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // testStore is the conformance suite every Store implementation runs.
 func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
-	acme := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}
-	multi := Mapping{Org: "multi.org", Multi: true, Pairs: []RolePair{{assetARN, proxyARN, false}, {asset2, proxy2, true}}}
+	acme := model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}
+	multi := model.Mapping{Org: "multi.org", Multi: true, Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}, {IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: true}}}
 
 	t.Run("empty", func(t *testing.T) {
 		s := newStore(t)
@@ -39,7 +41,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if s1.Revision == s0.Revision {
 			t.Fatalf("revision unchanged after Put: %q", s1.Revision)
 		}
-		want := map[string]Mapping{"acme": acme, "multi.org": multi}
+		want := map[string]model.Mapping{"acme": acme, "multi.org": multi}
 		if !reflect.DeepEqual(s1.Mappings, want) {
 			t.Fatalf("mappings = %+v, want %+v", s1.Mappings, want)
 		}
@@ -53,7 +55,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("mutating a snapshot changed the store: %+v", got)
 		}
 		// Replace.
-		acme2 := Mapping{Org: "acme", Multi: true, Pairs: []RolePair{{asset2, proxy2, false}}}
+		acme2 := model.Mapping{Org: "acme", Multi: true, Pairs: []model.RolePair{{IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: false}}}
 		if err := s.Put(ctx, acme2); err != nil {
 			t.Fatal(err)
 		}
@@ -79,12 +81,12 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 		before := mustSnap(t, s)
-		for _, bad := range []Mapping{
+		for _, bad := range []model.Mapping{
 			{Org: "ac*me", Pairs: acme.Pairs},
-			{Org: "acme", Pairs: []RolePair{{"arn:aws:iam::1:role/x", proxyARN, true}}},
+			{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: "arn:aws:iam::1:role/x", ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}},
 			{Org: "acme"},
 		} {
-			var ve *ValidationError
+			var ve *model.ValidationError
 			if err := s.Put(ctx, bad); !errors.As(err, &ve) {
 				t.Fatalf("Put(%+v) = %v, want *ValidationError", bad, err)
 			}
@@ -112,7 +114,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			go func() {
 				defer wg.Done()
 				for i := range each {
-					m := Mapping{Org: fmt.Sprintf("org-%d-%d", w, i), Pairs: acme.Pairs}
+					m := model.Mapping{Org: fmt.Sprintf("org-%d-%d", w, i), Pairs: acme.Pairs}
 					if err := s.Put(ctx, m); err != nil {
 						errs <- err
 					}
@@ -130,7 +132,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	})
 }
 
-func mustSnap(t *testing.T, s Store) Snapshot {
+func mustSnap(t *testing.T, s Store) model.Snapshot {
 	t.Helper()
 	snap, err := s.Snapshot(context.Background())
 	if err != nil {
@@ -144,8 +146,8 @@ func TestMemoryStore(t *testing.T) {
 }
 
 func TestMemoryStoreSeedsAndPanics(t *testing.T) {
-	m := Mapping{Org: "acme", Pairs: []RolePair{{assetARN, proxyARN, true}}}
-	if got := mustSnap(t, NewMemoryStore(m)).Mappings; !reflect.DeepEqual(got, map[string]Mapping{"acme": m}) {
+	m := model.Mapping{Org: "acme", Pairs: []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}}
+	if got := mustSnap(t, NewMemoryStore(m)).Mappings; !reflect.DeepEqual(got, map[string]model.Mapping{"acme": m}) {
 		t.Fatalf("seeded = %+v", got)
 	}
 	defer func() {
@@ -153,5 +155,5 @@ func TestMemoryStoreSeedsAndPanics(t *testing.T) {
 			t.Fatal("invalid seed did not panic")
 		}
 	}()
-	NewMemoryStore(Mapping{Org: "bad*"})
+	NewMemoryStore(model.Mapping{Org: "bad*"})
 }

@@ -1,4 +1,4 @@
-package trust
+package model
 
 import (
 	"fmt"
@@ -20,24 +20,23 @@ var (
 	saRE        = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
-// ParsedSubject is a service-account subject the broker manages.
-type ParsedSubject struct {
+// Subject is a service-account subject of a trust policy: the exact
+// "system:serviceaccount:<ns>:<sa>" or, with Legacy, the pattern
+// "*:<ns>:<sa>" that the previous service wrote. Subjects are rendered
+// (String) and parsed (ParseSubject) here only.
+type Subject struct {
 	Namespace, ServiceAccount string
 	Legacy                    bool // written as "*:<ns>:<sa>"
 }
 
-// Subject renders the subject for ns/sa: "system:serviceaccount:<ns>:<sa>",
-// or the legacy pattern "*:<ns>:<sa>" when legacy is set. It does not
-// validate; use ValidateName on untrusted input first.
-func Subject(ns, sa string, legacy bool) string {
-	if legacy {
-		return legacyPrefix + ns + ":" + sa
+// String renders the subject in its own form. It does not validate; build
+// subjects of untrusted names with ValidateName first.
+func (p Subject) String() string {
+	if p.Legacy {
+		return legacyPrefix + p.Namespace + ":" + p.ServiceAccount
 	}
-	return ServiceAccountPrefix + ns + ":" + sa
+	return ServiceAccountPrefix + p.Namespace + ":" + p.ServiceAccount
 }
-
-// String renders the subject in its own form.
-func (p ParsedSubject) String() string { return Subject(p.Namespace, p.ServiceAccount, p.Legacy) }
 
 // ValidateName checks a namespace and service-account name against the
 // Kubernetes grammar, which excludes IAM wildcard characters.
@@ -53,8 +52,8 @@ func ValidateName(ns, sa string) error {
 
 // ParseSubject parses an exact or legacy service-account subject with valid
 // names. Any other string (another pattern, a foreign subject) is an error.
-func ParseSubject(s string) (ParsedSubject, error) {
-	var p ParsedSubject
+func ParseSubject(s string) (Subject, error) {
+	var p Subject
 	rest, ok := strings.CutPrefix(s, ServiceAccountPrefix)
 	if !ok {
 		if rest, ok = strings.CutPrefix(s, legacyPrefix); !ok {
@@ -72,3 +71,9 @@ func ParseSubject(s string) (ParsedSubject, error) {
 	p.Namespace, p.ServiceAccount = ns, sa
 	return p, nil
 }
+
+// Exact renders the subject as "system:serviceaccount:<ns>:<sa>".
+func (p Subject) Exact() string { p.Legacy = false; return p.String() }
+
+// LegacyForm renders the subject as the legacy pattern "*:<ns>:<sa>".
+func (p Subject) LegacyForm() string { p.Legacy = true; return p.String() }

@@ -1,16 +1,16 @@
-package trust
+package model
 
 import "testing"
 
 func TestParseSubject(t *testing.T) {
 	tests := []struct {
 		in      string
-		want    ParsedSubject
+		want    Subject
 		wantErr bool
 	}{
-		{in: "system:serviceaccount:domino-compute:run-65f1", want: ParsedSubject{"domino-compute", "run-65f1", false}},
-		{in: "*:domino-compute:run-65f1", want: ParsedSubject{"domino-compute", "run-65f1", true}},
-		{in: "system:serviceaccount:ns:a.b-c", want: ParsedSubject{"ns", "a.b-c", false}},
+		{in: "system:serviceaccount:domino-compute:run-65f1", want: Subject{"domino-compute", "run-65f1", false}},
+		{in: "*:domino-compute:run-65f1", want: Subject{"domino-compute", "run-65f1", true}},
+		{in: "system:serviceaccount:ns:a.b-c", want: Subject{"ns", "a.b-c", false}},
 		{in: "system:serviceaccount:domino-compute:*", wantErr: true},
 		{in: "system:serviceaccount:*:run-1", wantErr: true},
 		{in: "system:serviceaccount:ns:run?", wantErr: true},
@@ -43,22 +43,10 @@ func TestParseSubject(t *testing.T) {
 }
 
 func TestSubject(t *testing.T) {
-	if got := Subject("domino-compute", "run-1", false); got != "system:serviceaccount:domino-compute:run-1" {
+	if got := (Subject{"domino-compute", "run-1", false}).String(); got != "system:serviceaccount:domino-compute:run-1" {
 		t.Errorf("exact: %q", got)
 	}
-	if got := Subject("domino-compute", "run-1", true); got != "*:domino-compute:run-1" {
+	if got := (Subject{"domino-compute", "run-1", true}).String(); got != "*:domino-compute:run-1" {
 		t.Errorf("legacy: %q", got)
-	}
-}
-
-func TestNormalizeProvider(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://oidc.eks.us-west-2.amazonaws.com/id/ABC/": "oidc.eks.us-west-2.amazonaws.com/id/ABC",
-		"oidc.eks.us-west-2.amazonaws.com/id/ABC":          "oidc.eks.us-west-2.amazonaws.com/id/ABC",
-		"http://127.0.0.1:6000/dev/oidc":                   "127.0.0.1:6000/dev/oidc",
-	} {
-		if got := NormalizeProvider(in); got != want {
-			t.Errorf("NormalizeProvider(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

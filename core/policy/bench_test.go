@@ -7,19 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // BenchmarkGrantsDefaultPolicy: 100 orgs × 3 role pairs mapped, a user in 10
 // of them (30 grants). Target: under 50µs per decision.
 func BenchmarkGrantsDefaultPolicy(b *testing.B) {
-	snap := mapping.Snapshot{Revision: "bench", Mappings: map[string]mapping.Mapping{}}
+	snap := model.Snapshot{Revision: "bench", Mappings: map[string]model.Mapping{}}
 	for i := range 100 {
 		org := fmt.Sprintf("org-%03d", i)
-		m := mapping.Mapping{Org: org, Multi: true}
+		m := model.Mapping{Org: org, Multi: true}
 		for j := range 3 {
 			name := fmt.Sprintf("role-%03d-%d", i, j)
-			m.Pairs = append(m.Pairs, mapping.RolePair{IAMRoleARN: arn("524112250363", name), ProxyIAMRoleARN: arn("946429944765", name), UpdateTrustPolicy: true})
+			m.Pairs = append(m.Pairs, model.RolePair{IAMRoleARN: arn("524112250363", name), ProxyIAMRoleARN: arn("946429944765", name), UpdateTrustPolicy: true})
 		}
 		snap.Mappings[org] = m
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/policies"
 )
 
@@ -298,13 +298,13 @@ func compile(ctx context.Context, srcs []source, rev string) (*compiled, error) 
 		return nil, fmt.Errorf("compile policy: no rule defines %s (package irsa.grants, rule grants)", GrantsQuery)
 	}
 	c := &compiled{revision: rev, modules: names, compiler: compiler}
-	allow, err := prepare(ctx, compiler, allowBody, mapping.Snapshot{})
+	allow, err := prepare(ctx, compiler, allowBody, model.Snapshot{})
 	if err != nil {
 		return nil, err
 	}
 	c.allow = allow
 	// Prepare the grants query once now, so that problems surface at reload.
-	g, err := prepare(ctx, compiler, grantsBody, mapping.Snapshot{})
+	g, err := prepare(ctx, compiler, grantsBody, model.Snapshot{})
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func compile(ctx context.Context, srcs []source, rev string) (*compiled, error) 
 	return c, nil
 }
 
-func prepare(ctx context.Context, compiler *ast.Compiler, query ast.Body, snap mapping.Snapshot) (rego.PreparedEvalQuery, error) {
+func prepare(ctx context.Context, compiler *ast.Compiler, query ast.Body, snap model.Snapshot) (rego.PreparedEvalQuery, error) {
 	store := inmem.NewFromObjectWithOpts(map[string]any{"mappings": mappingsData(snap)},
 		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	pq, err := rego.New(
@@ -331,7 +331,7 @@ func prepare(ctx context.Context, compiler *ast.Compiler, query ast.Body, snap m
 
 // mappingsData is data.mappings: {org: [pair, ...]}, always lists; each pair
 // object carries its org, so it has the shape of a grant.
-func mappingsData(snap mapping.Snapshot) map[string]any {
+func mappingsData(snap model.Snapshot) map[string]any {
 	out := make(map[string]any, len(snap.Mappings))
 	for org, m := range snap.Mappings {
 		pairs := make([]any, 0, len(m.Pairs))
@@ -350,7 +350,7 @@ func mappingsData(snap mapping.Snapshot) map[string]any {
 
 // grantsFor returns the grants query bound to snap's mappings, preparing it
 // when the mapping revision changed. An empty Revision is never cached.
-func (e *Engine) grantsFor(ctx context.Context, c *compiled, snap mapping.Snapshot) (rego.PreparedEvalQuery, error) {
+func (e *Engine) grantsFor(ctx context.Context, c *compiled, snap model.Snapshot) (rego.PreparedEvalQuery, error) {
 	if gq := c.grants.Load(); gq != nil && snap.Revision != "" && gq.mappingRev == snap.Revision {
 		return gq.query, nil
 	}
@@ -373,10 +373,10 @@ func (e *Engine) grantsFor(ctx context.Context, c *compiled, snap mapping.Snapsh
 // Grants evaluates data.irsa.grants.grants for in against snap's mappings.
 // Undefined is an explicit deny (no grants); a result that is not a set of
 // grant objects is an error. Grants come sorted by org, then ARNs.
-func (e *Engine) Grants(ctx context.Context, in Input, snap mapping.Snapshot) (Decision, error) {
+func (e *Engine) Grants(ctx context.Context, in Input, snap model.Snapshot) (Decision, error) {
 	start := time.Now()
 	c := e.current.Load()
-	d := Decision{ID: newID(), Revision: c.revision, Grants: []Grant{}}
+	d := Decision{ID: newID(), Revision: c.revision, Grants: []model.Grant{}}
 	grants, err := e.evalGrants(ctx, c, in, snap)
 	elapsed := time.Since(start)
 	e.metrics.eval.WithLabelValues("grants").Observe(elapsed.Seconds())
@@ -392,7 +392,7 @@ func (e *Engine) Grants(ctx context.Context, in Input, snap mapping.Snapshot) (D
 	return d, nil
 }
 
-func (e *Engine) evalGrants(ctx context.Context, c *compiled, in Input, snap mapping.Snapshot) ([]Grant, error) {
+func (e *Engine) evalGrants(ctx context.Context, c *compiled, in Input, snap model.Snapshot) ([]model.Grant, error) {
 	q, err := e.grantsFor(ctx, c, snap)
 	if err != nil {
 		return nil, err
@@ -460,7 +460,7 @@ func (e *Engine) decisionFields(id, query string, in Input, rev string, elapsed 
 	return append(f, extra...)
 }
 
-func grantedOrgs(gs []Grant) []string {
+func grantedOrgs(gs []model.Grant) []string {
 	orgs := make([]string, 0, len(gs))
 	for _, g := range gs {
 		if len(orgs) == 0 || orgs[len(orgs)-1] != g.Org {
@@ -479,9 +479,9 @@ var (
 
 // parseGrants turns the query result (AST values, see prepare) into sorted
 // grants. ARNs are not validated here: consumers (trust, awsconfig) do.
-func parseGrants(rs rego.ResultSet) ([]Grant, error) {
+func parseGrants(rs rego.ResultSet) ([]model.Grant, error) {
 	if len(rs) == 0 {
-		return []Grant{}, nil // undefined: explicit deny
+		return []model.Grant{}, nil // undefined: explicit deny
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return nil, fmt.Errorf("%s: malformed result: %d results", GrantsQuery, len(rs))
@@ -490,7 +490,7 @@ func parseGrants(rs rego.ResultSet) ([]Grant, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: malformed result: want a set of grants, got %v", GrantsQuery, typeName(rs[0].Expressions[0].Value))
 	}
-	out := make([]Grant, 0, set.Len())
+	out := make([]model.Grant, 0, set.Len())
 	var bad *ast.Term
 	set.Until(func(t *ast.Term) bool {
 		g, ok := grantOf(t)
@@ -508,10 +508,10 @@ func parseGrants(rs rego.ResultSet) ([]Grant, error) {
 	return out, nil
 }
 
-func grantOf(t *ast.Term) (Grant, bool) {
+func grantOf(t *ast.Term) (model.Grant, bool) {
 	obj, ok := t.Value.(ast.Object)
 	if !ok {
-		return Grant{}, false
+		return model.Grant{}, false
 	}
 	str := func(k *ast.Term) (string, bool) {
 		v := obj.Get(k)
@@ -521,7 +521,7 @@ func grantOf(t *ast.Term) (Grant, bool) {
 		s, ok := v.Value.(ast.String)
 		return string(s), ok && s != ""
 	}
-	var g Grant
+	var g model.Grant
 	var ok1, ok2, ok3, ok4 bool
 	g.Org, ok1 = str(orgKey)
 	g.IAMRoleARN, ok2 = str(assetKey)
@@ -543,7 +543,7 @@ func typeName(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-func compareGrants(a, b Grant) int {
+func compareGrants(a, b model.Grant) int {
 	if c := strings.Compare(a.Org, b.Org); c != 0 {
 		return c
 	}

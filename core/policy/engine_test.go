@@ -17,36 +17,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
 func arn(account, name string) string { return "arn:aws:iam::" + account + ":role/" + name }
 
 var (
-	listPair   = mapping.RolePair{IAMRoleARN: arn("524112250363", "acme-list-bucket-role"), ProxyIAMRoleARN: arn("946429944765", "acme-list-bucket-role"), UpdateTrustPolicy: true}
-	readPair   = mapping.RolePair{IAMRoleARN: arn("524112250363", "acme-read-bucket-role"), ProxyIAMRoleARN: arn("946429944765", "acme-read-bucket-role"), UpdateTrustPolicy: false}
-	updatePair = mapping.RolePair{IAMRoleARN: arn("524112250363", "acme-update-bucket-role"), ProxyIAMRoleARN: arn("946429944765", "acme-update-bucket-role"), UpdateTrustPolicy: true}
+	listPair   = model.RolePair{IAMRoleARN: arn("524112250363", "acme-list-bucket-role"), ProxyIAMRoleARN: arn("946429944765", "acme-list-bucket-role"), UpdateTrustPolicy: true}
+	readPair   = model.RolePair{IAMRoleARN: arn("524112250363", "acme-read-bucket-role"), ProxyIAMRoleARN: arn("946429944765", "acme-read-bucket-role"), UpdateTrustPolicy: false}
+	updatePair = model.RolePair{IAMRoleARN: arn("524112250363", "acme-update-bucket-role"), ProxyIAMRoleARN: arn("946429944765", "acme-update-bucket-role"), UpdateTrustPolicy: true}
 )
 
-func testSnapshot() mapping.Snapshot {
-	return mapping.Snapshot{Revision: "7", Mappings: map[string]mapping.Mapping{
-		"list":  {Org: "list", Pairs: []mapping.RolePair{listPair}},
-		"read":  {Org: "read", Pairs: []mapping.RolePair{readPair}},
-		"multi": {Org: "multi", Multi: true, Pairs: []mapping.RolePair{updatePair, readPair}},
+func testSnapshot() model.Snapshot {
+	return model.Snapshot{Revision: "7", Mappings: map[string]model.Mapping{
+		"list":  {Org: "list", Pairs: []model.RolePair{listPair}},
+		"read":  {Org: "read", Pairs: []model.RolePair{readPair}},
+		"multi": {Org: "multi", Multi: true, Pairs: []model.RolePair{updatePair, readPair}},
 	}}
 }
 
 func user(orgs ...string) Input {
 	return Input{
 		Identity: sdk.Identity{ID: "6441e3e0f5e0c93c5b6e4f01", Username: "alice", Organizations: orgs},
-		Workload: Workload{RunID: "run1", Namespace: "domino-compute", ServiceAccount: "run-run1"},
+		Workload: model.Workload{RunID: "run1", Namespace: "domino-compute", ServiceAccount: "run-run1"},
 		Request:  Request{Method: "POST", Path: "/map_iam_roles_to_pod_sa", Action: "map"},
 	}
 }
 
-func grant(org string, p mapping.RolePair) Grant {
-	return Grant{Org: org, IAMRoleARN: p.IAMRoleARN, ProxyIAMRoleARN: p.ProxyIAMRoleARN, UpdateTrustPolicy: p.UpdateTrustPolicy}
+func grant(org string, p model.RolePair) model.Grant {
+	return model.Grant{Org: org, RolePair: p}
 }
 
 func newEngine(t testing.TB, o Options) *Engine {
@@ -65,7 +65,7 @@ func writePolicy(t testing.TB, dir, name, text string) {
 	}
 }
 
-func mustGrants(t testing.TB, e *Engine, in Input, snap mapping.Snapshot) []Grant {
+func mustGrants(t testing.TB, e *Engine, in Input, snap model.Snapshot) []model.Grant {
 	t.Helper()
 	d, err := e.Grants(context.Background(), in, snap)
 	if err != nil {
@@ -79,15 +79,15 @@ func TestGrantsDefaultPolicy(t *testing.T) {
 	tests := []struct {
 		name string
 		in   Input
-		want []Grant
+		want []model.Grant
 	}{
-		{"no orgs", user(), []Grant{}},
-		{"nil orgs", Input{Identity: sdk.Identity{ID: "x"}}, []Grant{}},
-		{"one org", user("list"), []Grant{grant("list", listPair)}},
-		{"two orgs, sorted by org", user("read", "list"), []Grant{grant("list", listPair), grant("read", readPair)}},
-		{"multi-role org, sorted by ARN", user("multi"), []Grant{grant("multi", readPair), grant("multi", updatePair)}},
-		{"org without mapping", user("unmapped", "list"), []Grant{grant("list", listPair)}},
-		{"same pair through two orgs", user("multi", "read"), []Grant{grant("multi", readPair), grant("multi", updatePair), grant("read", readPair)}},
+		{"no orgs", user(), []model.Grant{}},
+		{"nil orgs", Input{Identity: sdk.Identity{ID: "x"}}, []model.Grant{}},
+		{"one org", user("list"), []model.Grant{grant("list", listPair)}},
+		{"two orgs, sorted by org", user("read", "list"), []model.Grant{grant("list", listPair), grant("read", readPair)}},
+		{"multi-role org, sorted by ARN", user("multi"), []model.Grant{grant("multi", readPair), grant("multi", updatePair)}},
+		{"org without mapping", user("unmapped", "list"), []model.Grant{grant("list", listPair)}},
+		{"same pair through two orgs", user("multi", "read"), []model.Grant{grant("multi", readPair), grant("multi", updatePair), grant("read", readPair)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,27 +132,27 @@ func TestAllowDefaultPolicy(t *testing.T) {
 
 func TestMappingRevisionKeysPreparedData(t *testing.T) {
 	e := newEngine(t, Options{})
-	snap := mapping.Snapshot{Revision: "1", Mappings: map[string]mapping.Mapping{"list": {Org: "list", Pairs: []mapping.RolePair{listPair}}}}
+	snap := model.Snapshot{Revision: "1", Mappings: map[string]model.Mapping{"list": {Org: "list", Pairs: []model.RolePair{listPair}}}}
 	if got := mustGrants(t, e, user("list"), snap); len(got) != 1 {
 		t.Fatalf("rev 1: %+v", got)
 	}
 	// Same revision: the prepared data is reused (the revision is the
 	// store's promise that nothing changed).
-	same := mapping.Snapshot{Revision: "1", Mappings: map[string]mapping.Mapping{}}
+	same := model.Snapshot{Revision: "1", Mappings: map[string]model.Mapping{}}
 	if got := mustGrants(t, e, user("list"), same); len(got) != 1 {
 		t.Fatalf("same revision was re-read: %+v", got)
 	}
 	// New revision: new data.
-	next := mapping.Snapshot{Revision: "2", Mappings: map[string]mapping.Mapping{}}
+	next := model.Snapshot{Revision: "2", Mappings: map[string]model.Mapping{}}
 	if got := mustGrants(t, e, user("list"), next); len(got) != 0 {
 		t.Fatalf("rev 2 still sees old data: %+v", got)
 	}
 	// Empty revision: never cached.
-	unknown := mapping.Snapshot{Mappings: snap.Mappings}
+	unknown := model.Snapshot{Mappings: snap.Mappings}
 	if got := mustGrants(t, e, user("list"), unknown); len(got) != 1 {
 		t.Fatalf("unrevisioned snapshot: %+v", got)
 	}
-	if got := mustGrants(t, e, user("list"), mapping.Snapshot{}); len(got) != 0 {
+	if got := mustGrants(t, e, user("list"), model.Snapshot{}); len(got) != 0 {
 		t.Fatalf("empty unrevisioned snapshot: %+v", got)
 	}
 }
@@ -175,7 +175,7 @@ func TestOverrideFileReplacesDefault(t *testing.T) {
 	writePolicy(t, dir, "notes.txt", "not a policy")
 	e := newEngine(t, Options{PolicyDir: dir})
 	got := mustGrants(t, e, user("list", "read", "multi"), testSnapshot())
-	want := []Grant{grant("list", listPair), grant("multi", updatePair)}
+	want := []model.Grant{grant("list", listPair), grant("multi", updatePair)}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("grants = %+v\nwant %+v (default rules must be gone)", got, want)
 	}
@@ -197,12 +197,12 @@ func TestExtraFileAddsRules(t *testing.T) {
 	in := user("read")
 	in.Identity.Groups = []string{"platform"}
 	got := mustGrants(t, e, in, testSnapshot())
-	want := []Grant{grant("list", listPair), grant("read", readPair)}
+	want := []model.Grant{grant("list", listPair), grant("read", readPair)}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("grants = %+v\nwant %+v (default plus extra)", got, want)
 	}
 	// Without the group only the default applies.
-	if got := mustGrants(t, e, user("read"), testSnapshot()); !reflect.DeepEqual(got, []Grant{grant("read", readPair)}) {
+	if got := mustGrants(t, e, user("read"), testSnapshot()); !reflect.DeepEqual(got, []model.Grant{grant("read", readPair)}) {
 		t.Fatalf("grants without group = %+v", got)
 	}
 }

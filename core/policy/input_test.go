@@ -8,6 +8,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -22,7 +23,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 			Attributes: map[string]string{"k": "v", "x": "y"},
 			Expiry:     time.Date(2030, 1, 2, 3, 4, 5, 600, time.FixedZone("x", 3600)),
 		},
-		Workload: Workload{RunID: "r", Type: "edge-workload", Namespace: "ns", ServiceAccount: "run-r", Pod: "p",
+		Workload: model.Workload{RunID: "r", Type: "edge-workload", Namespace: "ns", ServiceAccount: "run-r", Pod: "p",
 			Labels: map[string]string{"dominodatalab.com/execution-id": "r"}},
 		Request: Request{Method: "POST", Path: "/x", Action: "map", ID: "req"},
 	}

@@ -1,23 +1,16 @@
 package policy
 
-import "github.com/irsa-broker/irsa-broker/plugins/sdk"
+import (
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/plugins/sdk"
+)
 
 // Input is the document Rego policies see as `input`. Its JSON shape is a
 // public contract for policy authors (docs/policies.md).
 type Input struct {
-	Identity sdk.Identity `json:"identity"`
-	Workload Workload     `json:"workload"`
-	Request  Request      `json:"request"`
-}
-
-// Workload is the run a request is about.
-type Workload struct {
-	RunID          string            `json:"run_id"`
-	Type           string            `json:"workload_type,omitempty"`
-	Namespace      string            `json:"namespace"`
-	ServiceAccount string            `json:"service_account"`
-	Pod            string            `json:"pod,omitempty"`
-	Labels         map[string]string `json:"labels,omitempty"`
+	Identity sdk.Identity   `json:"identity"`
+	Workload model.Workload `json:"workload"`
+	Request  Request        `json:"request"`
 }
 
 // Request describes the HTTP request being decided.
@@ -31,17 +24,9 @@ type Request struct {
 	ID     string `json:"id,omitempty"`
 }
 
-// Grant is one role pair a workload may assume.
-type Grant struct {
-	Org               string `json:"org"`
-	IAMRoleARN        string `json:"iam_role_arn"`
-	ProxyIAMRoleARN   string `json:"proxy_iam_role_arn"`
-	UpdateTrustPolicy bool   `json:"update_iam_role_trust_policy"`
-}
-
 // Decision is the outcome of one grants evaluation.
 type Decision struct {
-	ID       string  `json:"decision_id"`
-	Grants   []Grant `json:"grants"`
-	Revision string  `json:"policy_revision"`
+	ID       string        `json:"decision_id"`
+	Grants   []model.Grant `json:"grants"`
+	Revision string        `json:"policy_revision"`
 }

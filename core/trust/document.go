@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // ActionAssumeRoleWithWebIdentity is the action managed statements allow.
@@ -233,11 +234,11 @@ func (d *Document) Subjects() []string {
 // same string, or the same service account in the other form, where a
 // legacy pattern only counts under a pattern-matching operator.
 func (d *Document) Has(s string) bool {
-	ps, err := ParseSubject(s)
+	ps, err := model.ParseSubject(s)
 	if err != nil {
 		return false
 	}
-	exact, legacy := Subject(ps.Namespace, ps.ServiceAccount, false), Subject(ps.Namespace, ps.ServiceAccount, true)
+	exact, legacy := ps.Exact(), ps.LegacyForm()
 	for _, m := range d.managed {
 		for _, sl := range m.slots {
 			for _, v := range sl.values {
@@ -256,7 +257,7 @@ func (d *Document) checkAdd(subjects []string) error {
 		return ErrNoManagedStatement
 	}
 	for _, s := range subjects {
-		if _, err := ParseSubject(s); err != nil {
+		if _, err := model.ParseSubject(s); err != nil {
 			return err
 		}
 		if !strings.ContainsAny(s, "*?") {
@@ -318,9 +319,9 @@ func (d *Document) Remove(subjects ...string) (bool, error) {
 	drop := map[string]bool{}
 	for _, s := range subjects {
 		drop[s] = true
-		if ps, err := ParseSubject(s); err == nil {
-			drop[Subject(ps.Namespace, ps.ServiceAccount, false)] = true
-			drop[Subject(ps.Namespace, ps.ServiceAccount, true)] = true
+		if ps, err := model.ParseSubject(s); err == nil {
+			drop[ps.Exact()] = true
+			drop[ps.LegacyForm()] = true
 		}
 	}
 	delete(drop, placeholder)

@@ -12,13 +12,15 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 const testProvider = "oidc.eks.us-west-2.amazonaws.com/id/ABC"
 
-func sa(name string) string { return Subject("domino-compute", name, false) }
+func sa(name string) string { return subject("domino-compute", name, false) }
 
 type step struct {
 	add, remove []string
@@ -38,11 +40,11 @@ var documentCases = []struct {
 	{"foreign-statements-add", "foreign-statements.json", testProvider, []step{{add: []string{sa("run-2")}}}},
 	{"foreign-statements-remove-last", "foreign-statements.json", testProvider, []step{{remove: []string{sa("run-1")}}}},
 	{"string-equals-add", "string-equals.json", testProvider, []step{{add: []string{sa("run-2")}}}},
-	{"string-equals-legacy-rejected", "string-equals.json", testProvider, []step{{add: []string{Subject("domino-compute", "run-2", true)}}}},
+	{"string-equals-legacy-rejected", "string-equals.json", testProvider, []step{{add: []string{subject("domino-compute", "run-2", true)}}}},
 	{"single-string-add", "single-string.json", testProvider, []step{{add: []string{sa("run-2")}}}},
 	{"legacy-patterns-exact-covered", "legacy-patterns.json", testProvider, []step{{add: []string{sa("run-1")}}}},
 	{"legacy-patterns-remove-exact", "legacy-patterns.json", testProvider, []step{{remove: []string{sa("run-1")}}}},
-	{"legacy-patterns-add-legacy", "legacy-patterns.json", testProvider, []step{{add: []string{Subject("domino-compute", "run-3", true)}}}},
+	{"legacy-patterns-add-legacy", "legacy-patterns.json", testProvider, []step{{add: []string{subject("domino-compute", "run-3", true)}}}},
 	{"deny-statement-add-remove", "deny-statement.json", testProvider, []step{{add: []string{sa("run-2")}}, {remove: []string{sa("run-1")}}}},
 	{"empty-placeholder-add", "empty-placeholder.json", testProvider, []step{{add: []string{sa("run-1")}}}},
 	{"empty-placeholder-roundtrip", "empty-placeholder.json", testProvider, []step{{add: []string{sa("run-1")}}, {remove: []string{sa("run-1")}}}},
@@ -284,4 +286,21 @@ func TestCloneIsIndependent(t *testing.T) {
 	if c.String() == before {
 		t.Fatalf("clone unchanged")
 	}
+}
+
+func TestNormalizeProvider(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://oidc.eks.us-west-2.amazonaws.com/id/ABC/": "oidc.eks.us-west-2.amazonaws.com/id/ABC",
+		"oidc.eks.us-west-2.amazonaws.com/id/ABC":          "oidc.eks.us-west-2.amazonaws.com/id/ABC",
+		"http://127.0.0.1:6000/dev/oidc":                   "127.0.0.1:6000/dev/oidc",
+	} {
+		if got := NormalizeProvider(in); got != want {
+			t.Errorf("NormalizeProvider(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// subject renders ns/sa in the exact or legacy form.
+func subject(ns, sa string, legacy bool) string {
+	return model.Subject{Namespace: ns, ServiceAccount: sa, Legacy: legacy}.String()
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // FuzzDocument: parse → add → remove → serialize keeps foreign content,
@@ -29,34 +31,34 @@ func FuzzDocument(f *testing.F) {
 			return
 		}
 		checkInvariants(t, in, doc)
-		subject := Subject(ns, name, legacy)
-		valid := ValidateName(ns, name) == nil
-		_, err = doc.Add(subject)
+		sub := subject(ns, name, legacy)
+		valid := model.ValidateName(ns, name) == nil
+		_, err = doc.Add(sub)
 		if err != nil {
 			if valid && doc.ManagedStatements() > 0 && !legacy {
-				t.Fatalf("Add(%q): %v", subject, err)
+				t.Fatalf("Add(%q): %v", sub, err)
 			}
 			return
 		}
 		if !valid {
-			t.Fatalf("Add accepted the invalid subject %q", subject)
+			t.Fatalf("Add accepted the invalid sub %q", sub)
 		}
 		checkInvariants(t, in, doc)
 		// Present, as written or (legacy asked for, exact already there) covered.
-		if !doc.Has(subject) || !slices.Contains(doc.Subjects(), subject) && !doc.Has(Subject(ns, name, false)) {
-			t.Fatalf("subject %q missing after Add: %q", subject, doc.Subjects())
+		if !doc.Has(sub) || !slices.Contains(doc.Subjects(), sub) && !doc.Has(subject(ns, name, false)) {
+			t.Fatalf("sub %q missing after Add: %q", sub, doc.Subjects())
 		}
 		after := doc.String()
-		changed, err := doc.Add(subject)
+		changed, err := doc.Add(sub)
 		if err != nil || changed || doc.String() != after {
 			t.Fatalf("second Add changed=%v err=%v", changed, err)
 		}
-		if _, err := doc.Remove(subject); err != nil {
+		if _, err := doc.Remove(sub); err != nil {
 			t.Fatal(err)
 		}
 		checkInvariants(t, in, doc)
-		if doc.Has(subject) || doc.Has(Subject(ns, name, !legacy)) {
-			t.Fatalf("subject %q still granted after Remove: %s", subject, doc)
+		if doc.Has(sub) || doc.Has(subject(ns, name, !legacy)) {
+			t.Fatalf("sub %q still granted after Remove: %s", sub, doc)
 		}
 		for _, m := range doc.managed {
 			for _, sl := range m.slots {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hashicorp/go-hclog"
 	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/trust"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,9 @@ func proxyTrust(subjects ...string) string {
 		`"StringLike":{"` + provider + `:sub":[` + strings.Join(q, ",") + `]}}}]}`
 }
 
-func subject(name string) string { return trust.Subject("domino-compute", name, false) }
+func subject(name string) string {
+	return model.Subject{Namespace: "domino-compute", ServiceAccount: name}.String()
+}
 
 type env struct {
 	sim *awssim.Server
@@ -300,7 +303,7 @@ func TestIntegrationSizeAgreesWithIAM(t *testing.T) {
 
 func TestIntegrationSubjectsAndMissingRole(t *testing.T) {
 	e := newEnv(t)
-	arn := e.role(t, "acme-y", subject("a"), trust.Subject("domino-compute", "b", true))
+	arn := e.role(t, "acme-y", subject("a"), model.Subject{Namespace: "domino-compute", ServiceAccount: "b", Legacy: true}.String())
 	w := trust.NewWriter(e.client(t), trust.WriterOptions{OIDCProvider: "https://" + provider})
 	got, err := w.Subjects(context.Background(), arn)
 	if err != nil || !slices.Equal(got, []string{subject("a"), "*:domino-compute:b"}) {

@@ -44,8 +44,6 @@ type WriterOptions struct {
 	// OIDCProvider is the cluster's provider, e.g.
 	// "oidc.eks.us-west-2.amazonaws.com/id/ABC" (an https:// issuer URL works too).
 	OIDCProvider string
-	// LegacySubjects writes "*:<ns>:<sa>" instead of the exact subject.
-	LegacySubjects bool
 	// Prune, optional, names stale subjects when a role's policy is full.
 	Prune PruneFunc
 	// Locker, optional, serializes writes across replicas; nil serializes
@@ -69,6 +67,11 @@ func (e *SizeError) Error() string {
 	return fmt.Sprintf("trust policy of role %s would be %d characters, over the quota of %d", e.Role, e.Size, e.Quota)
 }
 
+// Classify implements model.Classified.
+func (e *SizeError) Classify() (model.Kind, string, string) {
+	return model.KindConflict, "trust_policy_too_large", e.Error()
+}
+
 // NoManagedStatementError: the role's trust policy has no statement the
 // broker may edit. errors.Is(err, ErrNoManagedStatement) holds.
 type NoManagedStatementError struct {
@@ -82,6 +85,29 @@ func (e *NoManagedStatementError) Error() string {
 
 // Is makes errors.Is(err, ErrNoManagedStatement) true.
 func (e *NoManagedStatementError) Is(target error) bool { return target == ErrNoManagedStatement }
+
+// Classify implements model.Classified: IAM holds a role the broker cannot edit.
+func (e *NoManagedStatementError) Classify() (model.Kind, string, string) {
+	return model.KindUpstream, "trust_policy_unmanaged", e.Error()
+}
+
+// MalformedPolicyError: the trust policy IAM returned for the role could
+// not be read. errors.Is(err, ErrMalformedDocument) holds.
+type MalformedPolicyError struct {
+	Role string
+	Err  error
+}
+
+func (e *MalformedPolicyError) Error() string {
+	return fmt.Sprintf("trust policy of role %s cannot be read: %v", e.Role, e.Err)
+}
+
+func (e *MalformedPolicyError) Unwrap() error { return e.Err }
+
+// Classify implements model.Classified.
+func (e *MalformedPolicyError) Classify() (model.Kind, string, string) {
+	return model.KindUpstream, "trust_policy_malformed", e.Error()
+}
 
 // RoleMismatchError: IAM calls roles by name within the caller's account, so
 // a role ARN whose account, path or name differs from what GetRole answers
@@ -102,6 +128,11 @@ func (e *RoleMismatchError) Error() string {
 	return fmt.Sprintf("proxy role %s does not match the role IAM has under that name: %s (account, path and name must be exactly as IAM spells them)", e.Role, e.Actual)
 }
 
+// Classify implements model.Classified.
+func (e *RoleMismatchError) Classify() (model.Kind, string, string) {
+	return model.KindConflict, "proxy_role_mismatch", e.Error()
+}
+
 // UnusableRoleError: Verify found that the writer could never edit the role
 // (missing, another ARN, no managed statement): the caller's input is wrong,
 // retrying will not help.
@@ -113,6 +144,11 @@ type UnusableRoleError struct {
 
 func (e *UnusableRoleError) Error() string { return e.Reason }
 func (e *UnusableRoleError) Unwrap() error { return e.Err }
+
+// Classify implements model.Classified.
+func (e *UnusableRoleError) Classify() (model.Kind, string, string) {
+	return model.KindConflict, "proxy_role_unusable", e.Error()
+}
 
 // Writer applies subject additions and removals to trust policies. Per role,
 // rounds run one at a time; requests arriving while a round is in flight
@@ -184,11 +220,10 @@ func (w *Writer) EnsureAdded(ctx context.Context, roleARN string, subjects ...st
 	}
 	add := make([]string, 0, len(subjects))
 	for _, s := range subjects {
-		ps, err := ParseSubject(s)
+		ps, err := model.ParseSubject(s)
 		if err != nil {
 			return false, fmt.Errorf("trust: %w", err)
 		}
-		ps.Legacy = w.opts.LegacySubjects
 		add = append(add, ps.String())
 	}
 	if len(add) == 0 {
@@ -209,7 +244,7 @@ func (w *Writer) Remove(ctx context.Context, roleARN string, subjects ...string)
 		return err
 	}
 	for _, s := range subjects {
-		if _, err := ParseSubject(s); err != nil {
+		if _, err := model.ParseSubject(s); err != nil {
 			return fmt.Errorf("trust: %w", err)
 		}
 	}
@@ -276,7 +311,7 @@ func (w *Writer) read(ctx context.Context, arn model.RoleARN) (*Document, error)
 	}
 	doc, err := w.parse(role, r.TrustPolicy)
 	if err != nil {
-		return nil, fmt.Errorf("trust: role %s: %w", role, err)
+		return nil, &MalformedPolicyError{Role: role, Err: err}
 	}
 	if doc.ManagedStatements() == 0 {
 		return nil, &NoManagedStatementError{Role: role, Provider: w.opts.OIDCProvider}
@@ -497,9 +532,9 @@ func (w *Writer) prune(ctx context.Context, role string, orig *Document, batch [
 	adding := map[string]bool{}
 	for _, r := range batch {
 		for _, s := range r.add {
-			if ps, err := ParseSubject(s); err == nil {
-				adding[Subject(ps.Namespace, ps.ServiceAccount, false)] = true
-				adding[Subject(ps.Namespace, ps.ServiceAccount, true)] = true
+			if ps, err := model.ParseSubject(s); err == nil {
+				adding[ps.Exact()] = true
+				adding[ps.LegacyForm()] = true
 			}
 		}
 	}

@@ -184,24 +184,40 @@ func TestWriterRejectsBadInputWithoutCallingIAM(t *testing.T) {
 	}
 }
 
+// eventually checks cond every millisecond until it holds. It fails t,
+// naming what it waited for, when t's deadline (less a margin to report)
+// passes; without a deadline it waits as long as it takes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	var expired <-chan time.Time
+	if deadline, ok := t.Deadline(); ok {
+		timer := time.NewTimer(time.Until(deadline) - 5*time.Second)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-expired:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
 // waitQueued waits until n requests wait for the next round of role.
 func waitQueued(t *testing.T, w *Writer, role string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	eventually(t, fmt.Sprintf("%d requests queued for %s", n, role), func() bool {
 		w.mu.Lock()
-		q := w.queues[role]
+		defer w.mu.Unlock()
 		got := 0
-		if q != nil {
+		if q := w.queues[role]; q != nil {
 			got = len(q.pending)
 		}
-		w.mu.Unlock()
-		if got >= n {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("%d requests never queued", n)
+		return got >= n
+	})
 }
 
 func TestWriterCoalescesConcurrentRequests(t *testing.T) {
@@ -341,10 +357,11 @@ func TestWriterNoManagedStatement(t *testing.T) {
 }
 
 func TestWriterLegacySubjects(t *testing.T) {
-	f := newFakeIAM(managedDoc(Subject("domino-compute", "old", true)))
-	w := NewWriter(f, WriterOptions{OIDCProvider: testProvider, LegacySubjects: true})
+	f := newFakeIAM(managedDoc(subject("domino-compute", "old", true)))
+	w := NewWriter(f, WriterOptions{OIDCProvider: testProvider})
 	ctx := context.Background()
-	if err := w.Ensure(ctx, roleARN, sa("new")); err != nil {
+	// The broker renders subjects in the configured form; the writer writes them as given.
+	if err := w.Ensure(ctx, roleARN, subject("domino-compute", "new", true)); err != nil {
 		t.Fatal(err)
 	}
 	// The exact subject of a legacy entry counts as present: no write.
@@ -355,7 +372,7 @@ func TestWriterLegacySubjects(t *testing.T) {
 	if _, u2 := f.counts(); u2 != u {
 		t.Fatal("legacy entry not recognised")
 	}
-	want := []string{Subject("domino-compute", "old", true), Subject("domino-compute", "new", true)}
+	want := []string{subject("domino-compute", "old", true), subject("domino-compute", "new", true)}
 	if got := f.subjects(t); !slices.Equal(got, want) {
 		t.Fatalf("subjects %q, want %q", got, want)
 	}
@@ -537,19 +554,11 @@ func TestWriterCallerContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The round after the cancelled request's has nothing to do.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, "the role's runner to finish", func() bool {
 		w.mu.Lock()
-		n := len(w.queues)
-		w.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("runner did not finish")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer w.mu.Unlock()
+		return len(w.queues) == 0
+	})
 	if slices.Contains(f.subjects(t), sa("gone")) {
 		t.Fatal("a request cancelled while queued was applied")
 	}

@@ -1,0 +1,85 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error for the caller. core/api maps each kind to one
+// HTTP status; nothing else switches over error types.
+type Kind int
+
+// The kinds. The comment names the HTTP status core/api answers with.
+const (
+	KindInternal        Kind = iota // 500: a bug or an unclassified failure
+	KindInvalid                     // 400: the request is wrong
+	KindUnauthenticated             // 401: no or bad credentials
+	KindForbidden                   // 403: policy or ownership says no
+	KindNotFound                    // 404: no such run, mapping, service account
+	KindConflict                    // 409: the request clashes with the state of IAM or the cluster
+	KindUpstream                    // 502: a dependency answered wrongly (IAM, identity provider)
+	KindUnavailable                 // 503: a dependency is down; retry later
+	KindThrottled                   // 503: a dependency asked us to slow down; retry soon
+)
+
+var kindNames = [...]string{"internal", "invalid", "unauthenticated", "forbidden", "not_found", "conflict", "upstream", "unavailable", "throttled"}
+
+func (k Kind) String() string {
+	if k < 0 || int(k) >= len(kindNames) {
+		return fmt.Sprintf("kind(%d)", int(k))
+	}
+	return kindNames[k]
+}
+
+// Classified is implemented by every error that knows how it is reported:
+// its kind, a stable machine-readable code ("trust_policy_too_large") and a
+// message that is safe to show to the caller (no credentials, no internals).
+type Classified interface {
+	error
+	Classify() (kind Kind, code, message string)
+}
+
+// Classify finds the first classified error in err's chain. An error with
+// none is KindInternal, code "internal".
+func Classify(err error) (kind Kind, code, message string) {
+	var c Classified
+	if errors.As(err, &c) {
+		return c.Classify()
+	}
+	return KindInternal, "internal", "internal error"
+}
+
+// Error is a classified error built where the failure is understood.
+type Error struct {
+	Kind    Kind
+	Code    string // machine-readable, e.g. "invalid_run_id"
+	Message string // safe to show to the caller
+	Err     error  // the cause, for logs and errors.Is/As; never shown
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Classify implements Classified.
+func (e *Error) Classify() (Kind, string, string) { return e.Kind, e.Code, e.Message }
+
+// Errorf returns a classified error with a formatted message.
+func Errorf(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap classifies err, keeping it as the cause.
+func Wrap(kind Kind, code, message string, err error) *Error {
+	return &Error{Kind: kind, Code: code, Message: message, Err: err}
+}
+
+// Invalid returns a KindInvalid error.
+func Invalid(code, format string, args ...any) *Error {
+	return Errorf(KindInvalid, code, format, args...)
+}
