@@ -34,6 +34,7 @@ test: testenv ## Run every test with the race detector (Go, Rego, end-to-end).
 lint: ## gofmt check and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) test -count=1 ./internal/archtest/
 
 fuzz: ## Run each fuzz target for a short while (FUZZTIME=30s).
 	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \

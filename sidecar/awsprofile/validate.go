@@ -50,8 +50,20 @@ var (
 	durationRE    = regexp.MustCompile(`^[1-9][0-9]{0,4}$`)
 	// IAM role ARN, as core/model.ParseRoleARN: the partitions the broker
 	// knows, 12-digit account, optional path of printable ASCII, role name.
-	roleARNRE = regexp.MustCompile(`^arn:(aws|aws-us-gov|aws-cn):iam::[0-9]{12}:role(/([\x21-\x2E\x30-\x7E]+/)*)[\w+=,.@-]{1,64}$`)
+	roleARNRE = regexp.MustCompile(`^arn:(?:aws|aws-us-gov|aws-cn):iam::[0-9]{12}:role(?P<path>/(?:[\x21-\x2E\x30-\x7E]+/)*)[\w+=,.@-]{1,64}$`)
 )
+
+// maxRolePath is IAM's bound on a role path, "/" included.
+const maxRolePath = 512
+
+// IsRoleARN reports whether s is an IAM role ARN that core/model.ParseRoleARN
+// accepts. The sidecar links nothing of core, so this is a second
+// implementation of the same grammar; internal/archtest holds the two to
+// agreement on a corpus of valid and hostile ARNs.
+func IsRoleARN(s string) bool {
+	m := roleARNRE.FindStringSubmatch(s)
+	return m != nil && len(m[roleARNRE.SubexpIndex("path")]) <= maxRolePath
+}
 
 // Rules are what Validate checks beyond the renderer's grammar.
 type Rules struct {
@@ -254,7 +266,7 @@ func Validate(text string, r Rules) (Checked, error) {
 func checkValue(key, val string, r Rules) string {
 	switch key {
 	case KeyRoleARN:
-		if len(val) > 2048 || !roleARNRE.MatchString(val) {
+		if len(val) > 2048 || !IsRoleARN(val) {
 			return fmt.Sprintf("role_arn %s: want an IAM role ARN arn:<partition>:iam::<12 digits>:role/<name>", quoteShort(val))
 		}
 	case KeySourceProfile:
