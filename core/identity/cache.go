@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/irsa-broker/irsa-broker/core/metrics"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
@@ -21,7 +23,8 @@ type Options struct {
 	TTL time.Duration
 	// NegativeTTL is how long a rejected credential is remembered (default 2s; <0 disables).
 	NegativeTTL time.Duration
-	// MaxEntries bounds the cache (default 10,000).
+	// MaxEntries bounds the cache (default 10,000); when full, the least
+	// recently used entry makes room.
 	MaxEntries int
 	Logger     hclog.Logger
 	Metrics    *metrics.Metrics
@@ -34,27 +37,31 @@ type Authenticator struct {
 	opts Options
 	log  hclog.Logger
 
-	mu      sync.Mutex
-	entries map[[32]byte]entry
-	flights map[[32]byte]*flight
+	// cache holds answers by credential hash (nil when caching is off). Its
+	// own TTL only reclaims memory; whether an entry is fresh is decided by
+	// entry.expires against opts.Now.
+	cache *expirable.LRU[[32]byte, entry]
+	// flights shares one provider call among concurrent misses for one
+	// credential.
+	flights singleflight.Group
+	// waiting counts callers waiting for a provider call (tests).
+	waiting atomic.Int64
 
 	hits, misses prometheus.Counter
 	results      *prometheus.CounterVec
 	latency      prometheus.Histogram
 }
 
-// flight is one provider call that concurrent requests with the same
-// credential share.
-type flight struct {
-	done chan struct{}
-	id   sdk.Identity
-	err  error
-}
-
 type entry struct {
 	id      sdk.Identity
 	err     error // non-nil: a cached rejection (wraps sdk.ErrUnauthenticated)
 	expires time.Time
+}
+
+// answer is what a shared provider call returns to each of its callers.
+type answer struct {
+	id  sdk.Identity
+	err error
 }
 
 // New wraps p.
@@ -74,8 +81,10 @@ func New(p sdk.Provider, opts Options) *Authenticator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Authenticator{p: p, opts: opts, log: opts.Logger.Named("identity"),
-		entries: map[[32]byte]entry{}, flights: map[[32]byte]*flight{}}
+	a := &Authenticator{p: p, opts: opts, log: opts.Logger.Named("identity")}
+	if ttl := max(opts.TTL, opts.NegativeTTL); ttl > 0 {
+		a.cache = expirable.NewLRU[[32]byte, entry](opts.MaxEntries, nil, ttl)
+	}
 	a.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_cache_hits_total", Help: "Authentications answered from the identity cache."})
 	a.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_cache_misses_total", Help: "Authentications sent to the identity provider."})
 	a.results = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -107,44 +116,60 @@ func cacheKey(c sdk.Credentials) [32]byte {
 
 // Authenticate returns the caller's identity. Errors wrap sdk.ErrUnauthenticated
 // or sdk.ErrUnavailable; they never contain the credential. Concurrent misses
-// for one credential share a single provider call.
+// for one credential share a single provider call; each caller waits for it
+// no longer than its own ctx.
 func (a *Authenticator) Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error) {
 	if c.Token == "" {
 		a.results.WithLabelValues("unauthenticated", "cache").Inc()
 		return sdk.Identity{}, fmt.Errorf("%w: no credentials: send Authorization: Bearer <token> or X-Domino-Api-Key", sdk.ErrUnauthenticated)
 	}
 	key := cacheKey(c)
-	now := a.opts.Now()
-	a.mu.Lock()
-	if e, ok := a.entries[key]; ok && now.Before(e.expires) {
-		a.mu.Unlock()
+	if e, ok := a.lookup(key); ok {
 		a.hits.Inc()
 		a.results.WithLabelValues(result(e.err), "cache").Inc()
 		return e.id, e.err
 	}
-	f, shared := a.flights[key]
-	if !shared {
-		f = &flight{done: make(chan struct{})}
-		a.flights[key] = f
-	}
-	a.mu.Unlock()
-	if shared {
-		select {
-		case <-f.done:
-			a.hits.Inc()
-			a.results.WithLabelValues(result(f.err), "cache").Inc()
-			return f.id, f.err
-		case <-ctx.Done():
-			return sdk.Identity{}, fmt.Errorf("%w: waiting for the identity provider: %w", sdk.ErrUnavailable, ctx.Err())
+	var asked bool // set by the one caller whose function runs
+	ch := a.flights.DoChan(string(key[:]), func() (any, error) {
+		// An answer cached since this caller's lookup is served as is.
+		if e, ok := a.lookup(key); ok {
+			return answer{e.id, e.err}, nil
 		}
+		asked = true
+		id, err := a.miss(ctx, key, c)
+		return answer{id, err}, nil
+	})
+	a.waiting.Add(1)
+	defer a.waiting.Add(-1)
+	select {
+	case r := <-ch:
+		ans := r.Val.(answer)
+		if asked {
+			a.results.WithLabelValues(result(ans.err), "provider").Inc()
+		} else {
+			a.hits.Inc()
+			a.results.WithLabelValues(result(ans.err), "cache").Inc()
+		}
+		return ans.id, ans.err
+	case <-ctx.Done():
+		return sdk.Identity{}, fmt.Errorf("%w: waiting for the identity provider: %w", sdk.ErrUnavailable, ctx.Err())
 	}
-	f.id, f.err = a.miss(ctx, key, c)
-	a.mu.Lock()
-	delete(a.flights, key)
-	a.mu.Unlock()
-	close(f.done)
-	a.results.WithLabelValues(result(f.err), "provider").Inc()
-	return f.id, f.err
+}
+
+// lookup returns the fresh cached answer for key, if any.
+func (a *Authenticator) lookup(key [32]byte) (entry, bool) {
+	if a.cache == nil {
+		return entry{}, false
+	}
+	e, ok := a.cache.Get(key)
+	if !ok {
+		return entry{}, false
+	}
+	if !a.opts.Now().Before(e.expires) {
+		a.cache.Remove(key)
+		return entry{}, false
+	}
+	return e, true
 }
 
 func result(err error) string {
@@ -201,23 +226,10 @@ func (a *Authenticator) miss(ctx context.Context, key [32]byte, c sdk.Credential
 }
 
 func (a *Authenticator) store(key [32]byte, e entry, ttl time.Duration) {
-	if ttl < 0 {
+	if ttl < 0 || a.cache == nil {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.entries) >= a.opts.MaxEntries {
-		now := a.opts.Now()
-		for k, old := range a.entries {
-			if !now.Before(old.expires) {
-				delete(a.entries, k)
-			}
-		}
-		if len(a.entries) >= a.opts.MaxEntries {
-			clear(a.entries)
-		}
-	}
-	a.entries[key] = e
+	a.cache.Add(key, e)
 }
 
 // Healthy reports whether the provider answers.

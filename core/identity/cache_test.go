@@ -102,10 +102,24 @@ func TestBounded(t *testing.T) {
 	for i := range 100 {
 		a.Authenticate(context.Background(), sdk.Credentials{Token: string(rune('a'+i%26)) + "x" + string(rune(i))})
 	}
-	a.mu.Lock()
-	n := len(a.entries)
-	a.mu.Unlock()
-	if n > 10 {
+	if n := a.cache.Len(); n > 10 {
 		t.Fatalf("cache holds %d entries, bound 10", n)
+	}
+}
+
+// A full cache drops its least recently used entry, not everything.
+func TestFullCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	p := &countingProvider{}
+	a := New(p, Options{MaxEntries: 2})
+	ctx := context.Background()
+	for _, tok := range []string{"good", "x1", "good", "x2", "good"} {
+		a.Authenticate(ctx, sdk.Credentials{Token: tok})
+	}
+	if n := p.calls.Load(); n != 3 {
+		t.Fatalf("provider calls = %d, want 3 (good, x1, x2)", n)
+	}
+	a.Authenticate(ctx, sdk.Credentials{Token: "x1"}) // evicted by x2
+	if n := p.calls.Load(); n != 4 {
+		t.Fatalf("provider calls = %d, want 4: x1 should have been evicted", n)
 	}
 }

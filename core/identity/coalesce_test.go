@@ -32,7 +32,8 @@ func (p *gatedProvider) Authenticate(ctx context.Context, c sdk.Credentials) (sd
 
 func TestConcurrentMissesShareOneCall(t *testing.T) {
 	p := &gatedProvider{release: make(chan struct{})}
-	a := New(p, Options{})
+	// No caching: only the shared call can keep the provider to one call.
+	a := New(p, Options{TTL: -1, NegativeTTL: -1})
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for range 20 {
@@ -46,11 +47,8 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 			errs <- err
 		}()
 	}
-	// Let the callers pile up behind the first one, then answer.
-	for p.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond)
+	// Answer once all callers wait for the one provider call.
+	eventually(t, 10*time.Second, "20 callers waiting", func() bool { return a.waiting.Load() == 20 })
 	close(p.release)
 	wg.Wait()
 	close(errs)
@@ -69,13 +67,14 @@ func TestWaiterHonorsItsContext(t *testing.T) {
 	defer close(p.release)
 	a := New(p, Options{})
 	go a.Authenticate(context.Background(), sdk.Credentials{Token: "t"})
-	for p.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "the provider call", func() bool { return p.calls.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := a.Authenticate(ctx, sdk.Credentials{Token: "t"}); !errors.Is(err, sdk.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiter = %v", err)
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Fatalf("the waiter called the provider: %d calls", n)
 	}
 }
 

@@ -16,3 +16,12 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Counter.GetValue()
 }
+
+// samples is a histogram's observation count.
+func samples(o prometheus.Observer) uint64 {
+	var d dto.Metric
+	if err := o.(prometheus.Metric).Write(&d); err != nil {
+		panic(err)
+	}
+	return d.Histogram.GetSampleCount()
+}

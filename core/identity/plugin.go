@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/irsa-broker/irsa-broker/core/metrics"
-	"github.com/irsa-broker/irsa-broker/plugins/builtin"
+	"github.com/irsa-broker/irsa-broker/plugins/builtin/names"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -45,7 +45,9 @@ type PluginOptions struct {
 	// Executable is the broker binary that serves the built-ins (default:
 	// os.Executable()).
 	Executable string
-	// Builtins are the names Executable serves (default builtin.Names()).
+	// Builtins are the names Executable serves; the composition root passes
+	// builtin.Names(). Default: names.All(), the same list, so the host
+	// imports no provider.
 	Builtins []string
 	Logger   hclog.Logger
 	Metrics  *metrics.Metrics
@@ -171,7 +173,7 @@ func Open(ctx context.Context, o PluginOptions) (*Plugin, error) {
 		o.MaxBackoff = max(30*time.Second, o.MinBackoff)
 	}
 	if o.Builtins == nil {
-		o.Builtins = builtin.Names()
+		o.Builtins = names.All()
 	}
 	p := &Plugin{o: o, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := p.resolve(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +48,26 @@ func openT(t *testing.T, o PluginOptions) *Plugin {
 }
 
 type testWriter struct{ t *testing.T }
+
+// logSink passes log lines to t.Log and keeps them for contains.
+type logSink struct {
+	t   *testing.T
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (s *logSink) Write(b []byte) (int, error) {
+	s.t.Log(strings.TrimSpace(string(b)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(b)
+}
+
+func (s *logSink) contains(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Contains(s.buf.String(), sub)
+}
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
@@ -107,7 +128,6 @@ func TestOpenErrors(t *testing.T) {
 			if c.o.Builtins == nil {
 				c.o.Builtins = testBuiltins
 			}
-			start := time.Now()
 			p, err := Open(context.Background(), c.o)
 			if err == nil {
 				p.Close()
@@ -115,9 +135,6 @@ func TestOpenErrors(t *testing.T) {
 			}
 			if errors.Is(err, sdk.ErrInvalidConfig) != c.invalid || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v (invalid config: %v), want %q", err, errors.Is(err, sdk.ErrInvalidConfig), c.want)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Fatalf("Open took %s to fail", d)
 			}
 		})
 	}
@@ -142,16 +159,16 @@ func TestCrashedPluginRestarts(t *testing.T) {
 	if _, err := p.Authenticate(ctx, sdk.Credentials{Token: "crash"}); !errors.Is(err, sdk.ErrUnavailable) {
 		t.Fatalf("call that crashed the plugin = %v", err)
 	}
-	// While it is down, calls fail at once with a retry hint: no hang.
+	// While it is down, calls fail at once with a retry hint: answered
+	// without calling the plugin (outcome "down"), so no call can hang.
 	var down *UnavailableError
 	eventually(t, 5*time.Second, "the plugin to be marked down", func() bool {
-		start := time.Now()
 		_, err := p.Authenticate(ctx, good)
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("a call took %s while the plugin was down", d)
-		}
 		return errors.As(err, &down)
 	})
+	if n := samples(p.calls.WithLabelValues("authenticate", "down")); n == 0 {
+		t.Fatal("no call was answered as down")
+	}
 	if !errors.Is(down, sdk.ErrUnavailable) || down.RetryAfter > time.Second {
 		t.Fatalf("down error = %v (retry after %s)", down, down.RetryAfter)
 	}
@@ -177,13 +194,10 @@ func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
 	p := openT(t, PluginOptions{Name: "testkit", CallTimeout: 300 * time.Millisecond,
 		HealthInterval: 100 * time.Millisecond, MinBackoff: 50 * time.Millisecond})
 	ctx := context.Background()
-	// One call that never answers: the per-call timeout ends it.
-	start := time.Now()
+	// One call that never answers: the per-call timeout ends it (ctx has no
+	// deadline, so DeadlineExceeded can only be CallTimeout's).
 	if _, err := p.Authenticate(ctx, sdk.Credentials{Token: "hang"}); !errors.Is(err, sdk.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("hanging call = %v", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("hanging call returned after %s", d)
 	}
 	// A whole process that stops answering is killed and replaced.
 	first := p.PID()
@@ -293,7 +307,9 @@ func TestConfigPathIsReloaded(t *testing.T) {
 	if err := os.WriteFile(path, []byte(staticUsers), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := openT(t, PluginOptions{Name: "static", ConfigPath: path, HealthInterval: 50 * time.Millisecond})
+	logs := &logSink{t: t}
+	p := openT(t, PluginOptions{Name: "static", ConfigPath: path, HealthInterval: 50 * time.Millisecond,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})})
 	ctx := context.Background()
 	if _, err := p.Authenticate(ctx, sdk.Credentials{Token: "alice-token"}); err != nil {
 		t.Fatal(err)
@@ -302,7 +318,7 @@ func TestConfigPathIsReloaded(t *testing.T) {
 	if err := os.WriteFile(path, []byte("users: [\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, 5*time.Second, "the broken edit to be rejected", func() bool { return logs.contains("identity config rejected") })
 	if _, err := p.Authenticate(ctx, sdk.Credentials{Token: "alice-token"}); err != nil {
 		t.Fatalf("after a broken edit: %v", err)
 	}

@@ -5,11 +5,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/plugins/builtin/names"
 )
 
 func TestRegistry(t *testing.T) {
 	if got := Names(); !slices.Equal(got, []string{"domino", "oidc", "static"}) {
 		t.Fatalf("Names = %v", got)
+	}
+	// The leaf list the plugin host uses names exactly the registry.
+	if got := names.All(); !slices.Equal(got, Names()) {
+		t.Fatalf("names.All() = %v, registry %v", got, Names())
 	}
 	for _, name := range Names() {
 		p, err := New(name, nil)
