@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/irsa-broker/irsa-broker/core/iam"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
+	"github.com/irsa-broker/irsa-broker/internal/awssim/awssimtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -55,7 +56,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	isolateAWSEnv(t)
-	sim, url := awssim.StartTest(t, awssim.Options{Logger: hclog.NewNullLogger()})
+	sim, url := awssimtest.StartTest(t, awssim.Options{Logger: hclog.NewNullLogger()})
 	sim.AddAccount(acct, 0)
 	if _, err := sim.AddOIDCProvider(acct, "https://"+provider, []string{"sts.amazonaws.com"}); err != nil {
 		t.Fatal(err)

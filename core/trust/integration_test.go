@@ -18,6 +18,7 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/trust"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
+	"github.com/irsa-broker/irsa-broker/internal/awssim/awssimtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -63,7 +64,7 @@ func newEnv(tb testing.TB) *env {
 	tb.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	tb.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	tb.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	sim, url := awssim.StartTest(tb, awssim.Options{Logger: hclog.NewNullLogger()})
+	sim, url := awssimtest.StartTest(tb, awssim.Options{Logger: hclog.NewNullLogger()})
 	sim.AddAccount(acct, 0)
 	if _, err := sim.AddOIDCProvider(acct, "https://"+provider, []string{"sts.amazonaws.com"}); err != nil {
 		tb.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
+	"github.com/irsa-broker/irsa-broker/internal/awssim/awssimtest"
 	"github.com/irsa-broker/irsa-broker/sidecar/awsprofile"
 	"github.com/irsa-broker/irsa-broker/sidecar/backoff"
 )
@@ -28,8 +29,8 @@ const acct = "946429944765"
 // policy admits sub; it returns the simulator, its URL, the role ARN and a token for sub.
 func simWithRole(t *testing.T, trustedSub, tokenSub string, delay time.Duration) (*awssim.Server, string, string, string) {
 	t.Helper()
-	sim, url := awssim.StartTest(t, awssim.Options{AllowHTTPIssuers: true})
-	is := awssim.NewTestIssuer(t, jose.RS256)
+	sim, url := awssimtest.StartTest(t, awssim.Options{AllowHTTPIssuers: true})
+	is := awssimtest.NewTestIssuer(t, jose.RS256)
 	sim.AddAccount(acct, 0)
 	provARN, err := sim.AddOIDCProvider(acct, is.URL, []string{"sts.amazonaws.com"})
 	if err != nil {

@@ -6,32 +6,23 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// StartTest starts s on an httptest server (closed when the test ends) and returns the
-// server and its URL, for BaseEndpoint / AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL_STS.
-func StartTest(t testing.TB, opts Options) (*Server, string) {
-	t.Helper()
-	s := New(opts)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts.URL
-}
-
-// TestIssuer is an OIDC issuer for tests: it serves a discovery document and JWKS over
-// plain HTTP (use Options.AllowHTTPIssuers) and mints signed tokens.
+// TestIssuer is an OIDC issuer for tests and benchmarks: Handler serves a
+// discovery document and JWKS, and the issuer mints signed tokens. Package
+// awssimtest starts one on a loopback server (plain HTTP needs
+// Options.AllowHTTPIssuers).
 type TestIssuer struct {
+	// URL is where Handler is served: the issuer of the tokens. Set it before
+	// the first request or token.
 	URL string
 
 	mu     sync.Mutex
@@ -42,40 +33,25 @@ type TestIssuer struct {
 	alg    jose.SignatureAlgorithm
 }
 
-// NewTestIssuer starts a plain-HTTP issuer signing with alg (jose.RS256 or jose.ES256).
-func NewTestIssuer(t testing.TB, alg jose.SignatureAlgorithm) *TestIssuer {
-	t.Helper()
-	is, _ := newTestIssuer(t, alg, false)
-	return is
-}
-
-// NewTestIssuerTLS starts an HTTPS issuer; the returned pool trusts its certificate
-// (pass it as Options.IssuerCAs).
-func NewTestIssuerTLS(t testing.TB, alg jose.SignatureAlgorithm) (*TestIssuer, *x509.CertPool) {
-	t.Helper()
-	return newTestIssuer(t, alg, true)
-}
-
-func newTestIssuer(t testing.TB, alg jose.SignatureAlgorithm, useTLS bool) (*TestIssuer, *x509.CertPool) {
+// NewIssuer returns an issuer signing with alg (jose.RS256 or jose.ES256) with
+// a fresh key; serve its Handler and set URL.
+func NewIssuer(alg jose.SignatureAlgorithm) (*TestIssuer, error) {
 	is := &TestIssuer{alg: alg}
-	mux := http.NewServeMux()
-	ts := httptest.NewUnstartedServer(mux)
-	var pool *x509.CertPool
-	if useTLS {
-		ts.StartTLS()
-		pool = x509.NewCertPool()
-		pool.AddCert(ts.Certificate())
-	} else {
-		ts.Start()
+	if err := is.Rotate(false); err != nil {
+		return nil, fmt.Errorf("test issuer: %w", err)
 	}
-	t.Cleanup(ts.Close)
-	is.URL = ts.URL
+	return is, nil
+}
+
+// Handler serves the discovery document and the JWKS.
+func (is *TestIssuer) Handler() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer": is.URL, "jwks_uri": is.URL + "/openid/v1/jwks",
 			"response_types_supported": []string{"id_token"}, "subject_types_supported": []string{"public"},
-			"id_token_signing_alg_values_supported": []string{string(alg)},
+			"id_token_signing_alg_values_supported": []string{string(is.alg)},
 		})
 	})
 	mux.HandleFunc("/openid/v1/jwks", func(w http.ResponseWriter, _ *http.Request) {
@@ -85,10 +61,7 @@ func newTestIssuer(t testing.TB, alg jose.SignatureAlgorithm, useTLS bool) (*Tes
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(set)
 	})
-	if err := is.Rotate(false); err != nil {
-		t.Fatalf("test issuer: %v", err)
-	}
-	return is, pool
+	return mux
 }
 
 // Rotate switches to a new signing key with a new kid. With keepOld the previous public
