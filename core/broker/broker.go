@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/core/awsconfig"
-	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/policy"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
@@ -37,10 +37,18 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error)
 }
 
-// PolicyEngine decides grants and admin actions.
+// PolicyEngine decides grants and admin actions (*policy.Engine).
 type PolicyEngine interface {
-	Grants(ctx context.Context, in policy.Input, snap mapping.Snapshot) (policy.Decision, error)
+	Grants(ctx context.Context, in policy.Input, snap model.Snapshot) (policy.Decision, error)
 	Allow(ctx context.Context, in policy.Input) (bool, error)
+}
+
+// MappingStore persists mappings (core/mapping's stores). Errors are
+// classified by the store (model.Classified): not found, unavailable.
+type MappingStore interface {
+	Snapshot(ctx context.Context) (model.Snapshot, error)
+	Put(ctx context.Context, m model.Mapping) error
+	Delete(ctx context.Context, org string) error
 }
 
 // TrustWriter adds subjects to proxy-role trust policies and takes them out.
@@ -68,14 +76,15 @@ type Options struct {
 	Auth      Authenticator
 	Workloads WorkloadResolver
 	Policy    PolicyEngine
-	Mappings  mapping.Store
+	Mappings  MappingStore
 	Trust     TrustWriter
 	// ProxyRoles, when set, verifies the proxy roles of a mapping before it
 	// is stored (the trust writer checks them again before every write).
 	ProxyRoles      ProxyRoles
 	ServiceAccounts ServiceAccounts
-	// Subject renders the trust-policy subject of a workload's service account.
-	Subject func(namespace, serviceAccount string) string
+	// LegacySubjects renders subjects as the previous service did:
+	// "*:<ns>:<sa>" instead of "system:serviceaccount:<ns>:<sa>".
+	LegacySubjects bool
 	// Render holds the config renderer's options; RoleSessionNameFromUser puts
 	// the caller's username into role_session_name.
 	Render                  awsconfig.Options
@@ -95,9 +104,6 @@ func New(o Options) (*Service, error) {
 	if o.Auth == nil || o.Workloads == nil || o.Policy == nil || o.Mappings == nil || o.Trust == nil {
 		return nil, errors.New("broker: Auth, Workloads, Policy, Mappings and Trust are required")
 	}
-	if o.Subject == nil {
-		o.Subject = func(ns, sa string) string { return "system:serviceaccount:" + ns + ":" + sa }
-	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -107,21 +113,23 @@ func New(o Options) (*Service, error) {
 	return &Service{o: o, log: o.Logger.Named("broker")}, nil
 }
 
-// Authenticate returns the caller's identity, classified on error.
+// Authenticate returns the caller's identity. The plugin protocol's two
+// outcomes are classified here, and only here: unauthenticated, or the
+// provider unavailable (whatever else went wrong on its side).
 func (s *Service) Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error) {
 	id, err := s.o.Auth.Authenticate(ctx, c)
 	if err != nil {
 		if errors.Is(err, sdk.ErrUnauthenticated) {
-			return sdk.Identity{}, &Error{Kind: KindUnauthenticated, Code: "unauthenticated", Message: "missing or invalid credentials", Err: err}
+			return sdk.Identity{}, model.Wrap(model.KindUnauthenticated, "unauthenticated", "missing or invalid credentials", err)
 		}
-		return sdk.Identity{}, &Error{Kind: KindUnavailable, Code: "identity_unavailable", Message: "identity provider unavailable", Err: err}
+		return sdk.Identity{}, model.Wrap(model.KindUnavailable, "identity_unavailable", "the identity provider is unavailable", err)
 	}
 	// Ownership compares user ids: an identity without one would own every
 	// pod that lacks the starting-user label. A provider answering so is
 	// faulty, and the caller is refused.
 	if id.ID == "" {
 		s.log.Error("the identity provider authenticated a caller without a user id; refused", "username", id.Username)
-		return sdk.Identity{}, newErr(KindUpstream, "identity_invalid", "the identity provider returned an identity without a user id")
+		return sdk.Identity{}, model.Errorf(model.KindUpstream, "identity_invalid", "the identity provider returned an identity without a user id")
 	}
 	return id, nil
 }
@@ -140,8 +148,8 @@ type MapRequest struct {
 // MapResult is what a run gets.
 type MapResult struct {
 	Config     awsconfig.Config
-	Grants     []policy.Grant
-	Workload   Workload
+	Grants     []model.Grant
+	Workload   model.Workload
 	Subject    string
 	DecisionID string
 	// TrustUpdated lists the proxy roles whose trust policy now holds Subject.
@@ -172,11 +180,11 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	if err := ValidateWorkloadType(req.WorkloadType); err != nil {
 		return MapResult{}, err
 	}
-	w, err := s.o.Workloads.Resolve(ctx, WorkloadRequest{RunID: req.RunID, WorkloadType: req.WorkloadType, Caller: req.Caller, PodToken: req.PodToken})
+	w, err := s.o.Workloads.Resolve(ctx, model.WorkloadRequest{RunID: req.RunID, WorkloadType: req.WorkloadType, CallerID: req.Caller.ID, Username: req.Caller.Username, PodToken: req.PodToken})
 	if err != nil {
 		return MapResult{}, err
 	}
-	in := policy.Input{Identity: req.Caller, Workload: w.Workload, Request: policy.Request{Method: "POST", Action: "map", ID: req.RequestID}}
+	in := policy.Input{Identity: req.Caller, Workload: w, Request: policy.Request{Method: "POST", Action: "map", ID: req.RequestID}}
 	// A run with no recorded owner belongs to nobody: only policy may allow it.
 	if w.OwnerID == "" || w.OwnerID != req.Caller.ID {
 		foreign := in
@@ -186,7 +194,7 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 			return MapResult{}, fmt.Errorf("policy: %w", err)
 		}
 		if !ok {
-			return MapResult{}, newErr(KindForbidden, "not_workload_owner", "run %s was not started by %s", req.RunID, req.Caller.Username)
+			return MapResult{}, model.Errorf(model.KindForbidden, "not_workload_owner", "run %s was not started by %s", req.RunID, req.Caller.Username)
 		}
 	}
 	if req.DryRun {
@@ -200,12 +208,12 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	if err != nil {
 		return MapResult{}, fmt.Errorf("policy: %w", err)
 	}
-	res = MapResult{Grants: dec.Grants, Workload: w, DecisionID: dec.ID, Subject: s.o.Subject(w.Namespace, w.ServiceAccount)}
+	res = MapResult{Grants: dec.Grants, Workload: w, DecisionID: dec.ID, Subject: s.subject(w)}
 
-	roles := make([]awsconfig.Role, 0, len(dec.Grants))
+	roles := make([]model.RolePair, 0, len(dec.Grants))
 	var proxies []string
 	for _, g := range dec.Grants {
-		roles = append(roles, awsconfig.Role{AssetRoleARN: g.IAMRoleARN, ProxyRoleARN: g.ProxyIAMRoleARN})
+		roles = append(roles, g.RolePair)
 		if g.UpdateTrustPolicy && !slices.Contains(proxies, g.ProxyIAMRoleARN) {
 			proxies = append(proxies, g.ProxyIAMRoleARN)
 		}
@@ -219,7 +227,7 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	// Render before touching IAM: a grant that cannot be rendered changes nothing.
 	cfg, err := awsconfig.Render(roles, ro)
 	if err != nil {
-		return MapResult{}, &Error{Kind: KindInvalid, Code: "invalid_grant", Message: "cannot render the AWS config for the granted roles", Err: err}
+		return MapResult{}, model.Wrap(model.KindInvalid, "invalid_grant", "cannot render the AWS config for the granted roles", err)
 	}
 	res.Config = cfg
 	if req.DryRun || len(proxies) == 0 {
@@ -271,24 +279,25 @@ func (s *Service) ensureAll(ctx context.Context, proxies []string, subject strin
 	return err
 }
 
-func (s *Service) snapshot(ctx context.Context) (mapping.Snapshot, error) {
+// subject renders the trust-policy subject of w's service account.
+func (s *Service) subject(w model.Workload) string {
+	return model.Subject{Namespace: w.Namespace, ServiceAccount: w.ServiceAccount, Legacy: s.o.LegacySubjects}.String()
+}
+
+func (s *Service) snapshot(ctx context.Context) (model.Snapshot, error) {
 	s.o.Metrics.QueryConfigMap.Inc()
-	snap, err := s.o.Mappings.Snapshot(ctx)
-	if err != nil {
-		return mapping.Snapshot{}, &Error{Kind: KindUnavailable, Code: "mapping_store_unavailable", Message: "cannot read role mappings", Err: err}
-	}
-	return snap, nil
+	return s.o.Mappings.Snapshot(ctx)
 }
 
 // MyGrants returns what the caller's identity is granted outside any workload.
-func (s *Service) MyGrants(ctx context.Context, caller sdk.Identity, requestID string) (policy.Decision, mapping.Snapshot, error) {
+func (s *Service) MyGrants(ctx context.Context, caller sdk.Identity, requestID string) (policy.Decision, model.Snapshot, error) {
 	snap, err := s.snapshot(ctx)
 	if err != nil {
-		return policy.Decision{}, mapping.Snapshot{}, err
+		return policy.Decision{}, model.Snapshot{}, err
 	}
 	dec, err := s.o.Policy.Grants(ctx, policy.Input{Identity: caller, Request: policy.Request{Action: "my_mappings", ID: requestID}}, snap)
 	if err != nil {
-		return policy.Decision{}, mapping.Snapshot{}, fmt.Errorf("policy: %w", err)
+		return policy.Decision{}, model.Snapshot{}, fmt.Errorf("policy: %w", err)
 	}
 	return dec, snap, nil
 }
@@ -300,21 +309,21 @@ func (s *Service) Authorize(ctx context.Context, caller sdk.Identity, action, re
 		return fmt.Errorf("policy: %w", err)
 	}
 	if !ok {
-		return newErr(KindForbidden, "forbidden", "%s is not allowed to %s", caller.Username, action)
+		return model.Errorf(model.KindForbidden, "forbidden", "%s is not allowed to %s", caller.Username, action)
 	}
 	return nil
 }
 
 // Mappings returns every mapping (admin).
-func (s *Service) Mappings(ctx context.Context, caller sdk.Identity, requestID string) (mapping.Snapshot, error) {
+func (s *Service) Mappings(ctx context.Context, caller sdk.Identity, requestID string) (model.Snapshot, error) {
 	if err := s.Authorize(ctx, caller, ActionMappingRead, requestID); err != nil {
-		return mapping.Snapshot{}, err
+		return model.Snapshot{}, err
 	}
 	return s.snapshot(ctx)
 }
 
 // PutMapping validates and stores a mapping (admin).
-func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m mapping.Mapping, requestID string) error {
+func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m model.Mapping, requestID string) error {
 	if err := s.Authorize(ctx, caller, ActionMappingWrite, requestID); err != nil {
 		return err
 	}
@@ -334,7 +343,7 @@ func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m mapping
 // verifyProxyRoles refuses a mapping whose proxy roles the broker would edit
 // (update_iam_role_trust_policy) but which IAM knows under another ARN, does
 // not have, or which do not federate the cluster's OIDC provider.
-func (s *Service) verifyProxyRoles(ctx context.Context, m mapping.Mapping) error {
+func (s *Service) verifyProxyRoles(ctx context.Context, m model.Mapping) error {
 	if s.o.ProxyRoles == nil {
 		return nil
 	}
@@ -358,7 +367,7 @@ func (s *Service) DeleteMapping(ctx context.Context, caller sdk.Identity, org, r
 		return err
 	}
 	if org == "" {
-		return Invalid("missing_field", "domino_org is required")
+		return model.Invalid("missing_field", "domino_org is required")
 	}
 	if err := s.o.Mappings.Delete(ctx, org); err != nil {
 		return err
@@ -389,7 +398,7 @@ func (s *Service) serviceAccount(ctx context.Context, caller sdk.Identity, name,
 		return err
 	}
 	if s.o.ServiceAccounts == nil {
-		return newErr(KindUnavailable, "service_accounts_unavailable", "service accounts are not managed by this broker (no Kubernetes)")
+		return model.Errorf(model.KindUnavailable, "service_accounts_unavailable", "service accounts are not managed by this broker (no Kubernetes)")
 	}
 	var err error
 	if create {

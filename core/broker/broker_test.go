@@ -2,12 +2,12 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/irsa-broker/irsa-broker/core/awsconfig"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/policy"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
@@ -22,16 +22,16 @@ func (f fakeAuth) Authenticate(context.Context, sdk.Credentials) (sdk.Identity, 
 
 type fakeWorkloads struct{ owner string }
 
-func (f fakeWorkloads) Resolve(_ context.Context, req WorkloadRequest) (Workload, error) {
-	return Workload{Workload: policy.Workload{RunID: req.RunID, Namespace: "domino-compute", ServiceAccount: "run-" + req.RunID}, OwnerID: f.owner}, nil
+func (f fakeWorkloads) Resolve(_ context.Context, req model.WorkloadRequest) (model.Workload, error) {
+	return model.Workload{RunID: req.RunID, Namespace: "domino-compute", ServiceAccount: "run-" + req.RunID, OwnerID: f.owner}, nil
 }
 
 type fakePolicy struct {
-	grants []policy.Grant
+	grants []model.Grant
 	allow  bool
 }
 
-func (f fakePolicy) Grants(context.Context, policy.Input, mapping.Snapshot) (policy.Decision, error) {
+func (f fakePolicy) Grants(context.Context, policy.Input, model.Snapshot) (policy.Decision, error) {
 	return policy.Decision{ID: "d1", Grants: f.grants}, nil
 }
 
@@ -46,12 +46,12 @@ func (f *fakeTrust) EnsureAdded(_ context.Context, role string, subjects ...stri
 
 func (f *fakeTrust) Remove(context.Context, string, ...string) error { return nil }
 
-var testGrant = policy.Grant{Org: "o", IAMRoleARN: "arn:aws:iam::524112250363:role/a", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/p", UpdateTrustPolicy: true}
+var testGrant = model.Grant{Org: "o", RolePair: model.RolePair{IAMRoleARN: "arn:aws:iam::524112250363:role/a", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/p", UpdateTrustPolicy: true}}
 
 func newTestService(t *testing.T, id sdk.Identity, owner string, o func(*Options)) (*Service, *fakeTrust) {
 	t.Helper()
 	tr := &fakeTrust{}
-	opts := Options{Auth: fakeAuth{id}, Workloads: fakeWorkloads{owner}, Policy: fakePolicy{grants: []policy.Grant{testGrant}},
+	opts := Options{Auth: fakeAuth{id}, Workloads: fakeWorkloads{owner}, Policy: fakePolicy{grants: []model.Grant{testGrant}},
 		Mappings: mapping.NewMemoryStore(), Trust: tr}
 	if o != nil {
 		o(&opts)
@@ -68,8 +68,7 @@ func newTestService(t *testing.T, id sdk.Identity, owner string, o func(*Options
 func TestIdentityWithoutIDIsRefused(t *testing.T) {
 	s, _ := newTestService(t, sdk.Identity{Username: "ghost"}, "", nil)
 	_, err := s.Authenticate(context.Background(), sdk.Credentials{Token: "t"})
-	var be *Error
-	if !errors.As(err, &be) || be.Kind != KindUpstream || be.Code != "identity_invalid" {
+	if kind, code, _ := model.Classify(err); kind != model.KindUpstream || code != "identity_invalid" {
 		t.Fatalf("Authenticate = %v, want identity_invalid", err)
 	}
 }
@@ -80,8 +79,7 @@ func TestRunWithoutOwnerIsForeign(t *testing.T) {
 	for _, caller := range []sdk.Identity{{ID: "", Username: "ghost"}, {ID: "u1", Username: "alice"}} {
 		s, tr := newTestService(t, sdk.Identity{}, "", nil)
 		_, err := s.Map(context.Background(), MapRequest{Caller: caller, RunID: "run1"})
-		var be *Error
-		if !errors.As(err, &be) || be.Code != "not_workload_owner" {
+		if _, code, _ := model.Classify(err); code != "not_workload_owner" {
 			t.Errorf("caller %q: Map = %v, want not_workload_owner", caller.ID, err)
 		}
 		if len(tr.added) != 0 {

@@ -1,4 +1,4 @@
-package kube
+package broker
 
 import (
 	"context"
@@ -10,30 +10,49 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/irsa-broker/irsa-broker/core/mapping"
-	"github.com/irsa-broker/irsa-broker/core/trust"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // TrustEditor is what clean-up needs from the trust writer (*trust.Writer).
+// Subjects returns an error satisfying errors.Is(err, model.ErrRoleNotManaged)
+// for a role whose trust policy has no statement the broker may edit.
 type TrustEditor interface {
 	Remove(ctx context.Context, roleARN string, subjects ...string) error
 	Subjects(ctx context.Context, roleARN string) ([]string, error)
 }
 
+// Pods is the view of the compute namespace's pods that clean-up, pruning
+// and the audit need (*kube.Resolver).
+type Pods interface {
+	// Namespace is the compute namespace.
+	Namespace() string
+	// Ready fails until the view has synced: an unsynced view would make
+	// every run look ended.
+	Ready(ctx context.Context) error
+	// LivePodsOf lists the Pending or Running pods that run as sa.
+	LivePodsOf(sa string) []model.Pod
+	// OnPodGone registers fn, called when a pod ends or is deleted.
+	OnPodGone(fn func(model.Pod)) error
+}
+
+// Auditor records trust changes (*kube.Events: a log line and a Kubernetes Event).
+type Auditor interface {
+	Record(c model.TrustChange)
+}
+
 // CleanerOptions configure NewCleaner.
 type CleanerOptions struct {
-	Resolver *Resolver
-	Trust    TrustEditor
+	Pods  Pods
+	Trust TrustEditor
 	// Roles lists the proxy roles whose trust policies the broker manages
 	// (ProxyRoles of the mapping store, typically).
 	Roles func(ctx context.Context) ([]string, error)
-	// Subject renders the subject of a service account in the form written.
-	Subject func(ns, sa string) string
+	// LegacySubjects: subjects are written as "*:<ns>:<sa>".
+	LegacySubjects bool
 	// Interval between full reconciles while leading; 0: only when
 	// leadership starts.
 	Interval time.Duration
-	Events   *Events
+	Audit    Auditor
 	Logger   hclog.Logger
 }
 
@@ -47,34 +66,28 @@ type Cleaner struct {
 	leading atomic.Bool
 
 	mu      sync.Mutex
-	pending map[string]PodInfo // service account → last pod seen going
+	pending map[string]model.Pod // service account → last pod seen going
 	notify  chan struct{}
 }
 
 // NewCleaner registers with the resolver's pod events; call before the
 // resolver starts or after, either works.
 func NewCleaner(o CleanerOptions) (*Cleaner, error) {
-	if o.Resolver == nil || o.Trust == nil || o.Roles == nil {
-		return nil, errors.New("kube: the cleaner needs Resolver, Trust and Roles")
+	if o.Pods == nil || o.Trust == nil || o.Roles == nil || o.Audit == nil {
+		return nil, errors.New("broker: the cleaner needs Pods, Trust, Roles and Audit")
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
-	if o.Subject == nil {
-		o.Subject = func(ns, sa string) string { return trust.Subject(ns, sa, false) }
-	}
-	if o.Events == nil {
-		o.Events, _ = NewEvents(nil, o.Logger)
-	}
-	c := &Cleaner{o: o, log: o.Logger.Named("cleanup"), pending: map[string]PodInfo{}, notify: make(chan struct{}, 1)}
-	if err := o.Resolver.OnPodGone(c.podGone); err != nil {
+	c := &Cleaner{o: o, log: o.Logger.Named("cleanup"), pending: map[string]model.Pod{}, notify: make(chan struct{}, 1)}
+	if err := o.Pods.OnPodGone(c.podGone); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Cleaner) podGone(p PodInfo) {
-	if !c.leading.Load() || p.Namespace != c.o.Resolver.Namespace() {
+func (c *Cleaner) podGone(p model.Pod) {
+	if !c.leading.Load() || p.Namespace != c.o.Pods.Namespace() {
 		return // a new leader starts with a full reconcile
 	}
 	c.mu.Lock()
@@ -109,7 +122,7 @@ func (c *Cleaner) Run(ctx context.Context) {
 		case <-c.notify:
 			c.mu.Lock()
 			gone := c.pending
-			c.pending = map[string]PodInfo{}
+			c.pending = map[string]model.Pod{}
 			c.mu.Unlock()
 			if err := c.removeGone(ctx, gone); err != nil && ctx.Err() == nil {
 				c.log.Error("removing subjects of ended runs failed; the next reconcile retries", "error", err)
@@ -124,17 +137,17 @@ func (c *Cleaner) Run(ctx context.Context) {
 
 // removeGone takes out the subjects of service accounts that no live pod
 // runs as any more, from every managed role that holds them.
-func (c *Cleaner) removeGone(ctx context.Context, gone map[string]PodInfo) error {
-	stale := map[string]PodInfo{}
+func (c *Cleaner) removeGone(ctx context.Context, gone map[string]model.Pod) error {
+	stale := map[string]model.Pod{}
 	for sa, p := range gone {
-		if len(c.o.Resolver.LivePodsOf(sa)) == 0 {
+		if len(c.o.Pods.LivePodsOf(sa)) == 0 {
 			stale[sa] = p
 		}
 	}
 	if len(stale) == 0 {
 		return nil
 	}
-	_, err := c.sweep(ctx, "pod-gone", func(ps trust.ParsedSubject) (PodInfo, bool) {
+	_, err := c.sweep(ctx, "pod-gone", func(ps model.Subject) (model.Pod, bool) {
 		p, ok := stale[ps.ServiceAccount]
 		return p, ok
 	})
@@ -145,8 +158,8 @@ func (c *Cleaner) removeGone(ctx context.Context, gone map[string]PodInfo) error
 // namespace with the live pods and removes those no live pod runs as. It
 // returns how many (role, subject) entries it removed.
 func (c *Cleaner) Reconcile(ctx context.Context) (int, error) {
-	n, err := c.sweep(ctx, "reconcile", func(ps trust.ParsedSubject) (PodInfo, bool) {
-		return PodInfo{Namespace: ps.Namespace, ServiceAccount: ps.ServiceAccount}, true
+	n, err := c.sweep(ctx, "reconcile", func(ps model.Subject) (model.Pod, bool) {
+		return model.Pod{Namespace: ps.Namespace, ServiceAccount: ps.ServiceAccount}, true
 	})
 	c.log.Debug("reconciled", "removed", n, "error", err)
 	return n, err
@@ -155,9 +168,9 @@ func (c *Cleaner) Reconcile(ctx context.Context) (int, error) {
 // sweep reads each managed role and removes the subjects of the compute
 // namespace that candidate selects and that no live pod runs as (checked
 // again here, after the read).
-func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(trust.ParsedSubject) (PodInfo, bool)) (int, error) {
+func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(model.Subject) (model.Pod, bool)) (int, error) {
 	// An unsynced cache would make every run look ended.
-	if err := c.o.Resolver.Ready(ctx); err != nil {
+	if err := c.o.Pods.Ready(ctx); err != nil {
 		return 0, err
 	}
 	roles, err := c.o.Roles(ctx)
@@ -187,27 +200,28 @@ func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(trust.
 	return removed, errors.Join(errs...)
 }
 
-func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate func(trust.ParsedSubject) (PodInfo, bool)) (int, error) {
+func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate func(model.Subject) (model.Pod, bool)) (int, error) {
 	subjects, err := c.o.Trust.Subjects(ctx, role)
-	if errors.Is(err, trust.ErrNoManagedStatement) {
+	if errors.Is(err, model.ErrRoleNotManaged) {
 		return 0, nil // not federated with this cluster: nothing of ours
 	}
 	if err != nil {
 		return 0, err
 	}
-	ns := c.o.Resolver.Namespace()
+	ns := c.o.Pods.Namespace()
 	var drop []string
-	pods := map[string]PodInfo{}
+	pods := map[string]model.Pod{}
 	for _, s := range subjects {
-		ps, err := trust.ParseSubject(s)
+		ps, err := model.ParseSubject(s)
 		if err != nil || ps.Namespace != ns {
 			continue
 		}
 		p, ok := candidate(ps)
-		if !ok || len(c.o.Resolver.LivePodsOf(ps.ServiceAccount)) > 0 {
+		if !ok || len(c.o.Pods.LivePodsOf(ps.ServiceAccount)) > 0 {
 			continue
 		}
-		canon := c.o.Subject(ps.Namespace, ps.ServiceAccount)
+		ps.Legacy = c.o.LegacySubjects
+		canon := ps.String()
 		if _, dup := pods[canon]; !dup {
 			drop = append(drop, canon)
 			pods[canon] = p
@@ -221,51 +235,41 @@ func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate f
 		return 0, err
 	}
 	for _, s := range drop {
-		c.o.Events.Record(TrustChange{Added: false, Role: role, Subject: s, Cause: cause, Pod: pods[s]})
+		c.o.Audit.Record(model.TrustChange{Added: false, Role: role, Subject: s, Cause: cause, Pod: pods[s]})
 	}
 	return len(drop), nil
 }
 
-// ProxyRoles lists the proxy roles of every mapping whose trust policy the
-// broker updates, sorted and without duplicates.
-func ProxyRoles(store mapping.Store) func(ctx context.Context) ([]string, error) {
+// ManagedProxyRoles lists the proxy roles of every mapping whose trust policy the
+// broker updates, sorted and without duplicates: the roles clean-up sweeps.
+func ManagedProxyRoles(store MappingStore) func(ctx context.Context) ([]string, error) {
 	return func(ctx context.Context) ([]string, error) {
 		snap, err := store.Snapshot(ctx)
 		if err != nil {
 			return nil, err
 		}
-		seen := map[string]bool{}
-		var out []string
-		for _, m := range snap.Mappings {
-			for _, p := range m.Pairs {
-				if p.UpdateTrustPolicy && p.ProxyIAMRoleARN != "" && !seen[p.ProxyIAMRoleARN] {
-					seen[p.ProxyIAMRoleARN] = true
-					out = append(out, p.ProxyIAMRoleARN)
-				}
+		return snap.ProxyRolesToUpdate(), nil
+	}
+}
+
+// StaleSubjects returns the trust writer's prune callback: of subjects,
+// those of the compute namespace that no live pod runs as. It prunes
+// nothing before the pod view has synced.
+func StaleSubjects(pods Pods) func(ctx context.Context, role string, subjects []string) ([]string, error) {
+	return func(ctx context.Context, _ string, subjects []string) ([]string, error) {
+		if err := pods.Ready(ctx); err != nil {
+			return nil, err
+		}
+		var stale []string
+		for _, s := range subjects {
+			ps, err := model.ParseSubject(s)
+			if err != nil || ps.Namespace != pods.Namespace() {
+				continue
+			}
+			if len(pods.LivePodsOf(ps.ServiceAccount)) == 0 {
+				stale = append(stale, s)
 			}
 		}
-		sort.Strings(out)
-		return out, nil
+		return stale, nil
 	}
 }
-
-// Prune is a trust.PruneFunc: of subjects, those of the compute namespace
-// that no live pod runs as. It prunes nothing before the cache has synced.
-func (r *Resolver) Prune(ctx context.Context, _ string, subjects []string) ([]string, error) {
-	if err := r.Ready(ctx); err != nil {
-		return nil, err
-	}
-	var stale []string
-	for _, s := range subjects {
-		ps, err := trust.ParseSubject(s)
-		if err != nil || ps.Namespace != r.o.Namespace {
-			continue
-		}
-		if len(r.LivePodsOf(ps.ServiceAccount)) == 0 {
-			stale = append(stale, s)
-		}
-	}
-	return stale, nil
-}
-
-var _ trust.PruneFunc = (*Resolver)(nil).Prune

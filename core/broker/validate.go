@@ -1,50 +1,34 @@
 package broker
 
 import (
-	"regexp"
-	"strings"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
-// Workload types the legacy API accepts in irsa_workload_type.
-var WorkloadTypes = []string{"edge-workload", "cluster-master", "cluster-worker", "cluster-edge"}
-
-// runIDRE is the grammar of a run id: it becomes part of a service-account name
-// (run-<id>, an RFC 1123 label) and of an IAM condition value, so it must be a
-// lowercase DNS label and can never carry IAM wildcards.
-var runIDRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// ValidateRunID rejects anything that is not a plausible run id (invariant 5).
+// ValidateRunID rejects anything that is not a plausible run id
+// (invariant 5; the grammar is brokerapi's).
 func ValidateRunID(id string) error {
-	switch {
-	case id == "":
-		return Invalid("invalid_run_id", "run_id is required")
-	case strings.ContainsAny(id, "*?"):
-		return Invalid("invalid_run_id", "run_id must not contain IAM wildcard characters")
-	case len(id) > 59 || !runIDRE.MatchString(id):
-		return Invalid("invalid_run_id", "run_id must be lowercase letters, digits and '-', at most 59 characters, starting and ending with a letter or digit")
+	if err := brokerapi.ValidateRunID(id); err != nil {
+		return model.Invalid("invalid_run_id", "%s", err.Error())
 	}
 	return nil
 }
 
-// ValidateWorkloadType accepts "" or one of WorkloadTypes.
+// ValidateWorkloadType accepts "" or one of brokerapi.WorkloadTypes.
 func ValidateWorkloadType(t string) error {
-	if t == "" {
-		return nil
+	if err := brokerapi.ValidateWorkloadType(t); err != nil {
+		return model.Invalid("invalid_workload_type", "%s", err.Error())
 	}
-	for _, w := range WorkloadTypes {
-		if t == w {
-			return nil
-		}
-	}
-	return Invalid("invalid_workload_type", "irsa_workload_type must be one of %s", strings.Join(WorkloadTypes, ", "))
+	return nil
 }
 
-var k8sNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-
-// ValidateServiceAccountName checks an RFC 1123 subdomain of at most 253 characters.
+// ValidateServiceAccountName checks a Kubernetes service-account name: a
+// lowercase RFC 1123 subdomain of at most 253 characters.
 func ValidateServiceAccountName(n string) error {
-	if n == "" || len(n) > 253 || !k8sNameRE.MatchString(n) {
-		return Invalid("invalid_service_account_name", "service_account_name must be a lowercase RFC 1123 name: letters, digits, '-' and '.', at most 253 characters")
+	if n == "" || len(validation.IsDNS1123Subdomain(n)) > 0 {
+		return model.Invalid("invalid_service_account_name", "service_account_name must be a lowercase RFC 1123 name: letters, digits, '-' and '.', at most 253 characters")
 	}
 	return nil
 }

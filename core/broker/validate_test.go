@@ -1,9 +1,11 @@
 package broker
 
 import (
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 func TestValidateRunID(t *testing.T) {
@@ -16,8 +18,7 @@ func TestValidateRunID(t *testing.T) {
 	}
 	for _, id := range bad {
 		err := ValidateRunID(id)
-		var be *Error
-		if !errors.As(err, &be) || be.Kind != KindInvalid {
+		if kind, code, _ := model.Classify(err); kind != model.KindInvalid || code != "invalid_run_id" {
 			t.Errorf("%q accepted or misclassified: %v", id, err)
 		}
 	}
@@ -42,7 +43,7 @@ func FuzzValidateRunID(f *testing.F) {
 }
 
 func TestValidateWorkloadType(t *testing.T) {
-	for _, w := range append([]string{""}, WorkloadTypes...) {
+	for _, w := range append([]string{""}, brokerapi.WorkloadTypes...) {
 		if err := ValidateWorkloadType(w); err != nil {
 			t.Errorf("%q: %v", w, err)
 		}

@@ -4,32 +4,15 @@ import (
 	"context"
 	"sync"
 
-	"github.com/irsa-broker/irsa-broker/core/policy"
-	"github.com/irsa-broker/irsa-broker/plugins/sdk"
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
-// WorkloadRequest asks which workload a run is and whether the caller owns it.
-type WorkloadRequest struct {
-	RunID        string
-	WorkloadType string
-	Caller       sdk.Identity
-	// PodToken is the pod's projected service-account token when the sidecar
-	// sent one (X-Irsa-Pod-Token); resolvers that can verify it bind the request
-	// to that pod.
-	PodToken string
-}
-
-// Workload is a resolved run.
-type Workload struct {
-	policy.Workload
-	// OwnerID is the Domino user id that started the run.
-	OwnerID string
-}
-
-// WorkloadResolver finds the workload behind a run id. It returns an error of
-// KindNotFound for an unknown run and KindForbidden when the caller may not map it.
+// WorkloadResolver finds the workload behind a run id (*kube.Resolver). Its
+// errors are classified: model.KindNotFound for an unknown run,
+// model.KindForbidden when the pod token does not bind the request.
 type WorkloadResolver interface {
-	Resolve(ctx context.Context, req WorkloadRequest) (Workload, error)
+	Resolve(ctx context.Context, req model.WorkloadRequest) (model.Workload, error)
 }
 
 // DevResolver is the resolver without Kubernetes: every run belongs to its
@@ -39,19 +22,17 @@ type DevResolver struct {
 }
 
 // Resolve implements WorkloadResolver.
-func (d DevResolver) Resolve(_ context.Context, req WorkloadRequest) (Workload, error) {
+func (d DevResolver) Resolve(_ context.Context, req model.WorkloadRequest) (model.Workload, error) {
 	ns := d.Namespace
 	if ns == "" {
 		ns = "domino-compute"
 	}
-	return Workload{
-		Workload: policy.Workload{
-			RunID:          req.RunID,
-			Type:           req.WorkloadType,
-			Namespace:      ns,
-			ServiceAccount: "run-" + req.RunID,
-		},
-		OwnerID: req.Caller.ID,
+	return model.Workload{
+		RunID:          req.RunID,
+		Type:           req.WorkloadType,
+		Namespace:      ns,
+		ServiceAccount: brokerapi.RunPrefix + req.RunID,
+		OwnerID:        req.CallerID,
 	}, nil
 }
 
@@ -78,7 +59,7 @@ func (m *MemoryServiceAccounts) Delete(_ context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.names[name] {
-		return newErr(KindNotFound, "service_account_not_found", "service account %s is not managed here", name)
+		return model.Errorf(model.KindNotFound, "service_account_not_found", "service account %s is not managed here", name)
 	}
 	delete(m.names, name)
 	return nil

@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -10,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/irsa-broker/irsa-broker/core/broker"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -49,11 +48,10 @@ func startResolver(t *testing.T, o ResolverOptions, pods ...*corev1.Pod) *Resolv
 	return r
 }
 
-func wantKind(t *testing.T, err error, kind broker.Kind, code string) {
+func wantKind(t *testing.T, err error, kind model.Kind, code string) {
 	t.Helper()
-	var be *broker.Error
-	if !errors.As(err, &be) || be.Kind != kind || be.Code != code {
-		t.Fatalf("want %d/%s, got %v", kind, code, err)
+	if k, c, _ := model.Classify(err); k != kind || c != code {
+		t.Fatalf("want %v/%s, got %v", kind, code, err)
 	}
 }
 
@@ -74,22 +72,22 @@ func TestResolverPodBinding(t *testing.T) {
 		require  bool
 		token    string
 		wantPod  string
-		wantKind broker.Kind
+		wantKind model.Kind
 		wantCode string
 	}{
 		{name: "no token, not required: first pod", wantPod: "r1-master"},
-		{name: "no token, required", require: true, wantKind: broker.KindForbidden, wantCode: "pod_token_required"},
+		{name: "no token, required", require: true, wantKind: model.KindForbidden, wantCode: "pod_token_required"},
 		{name: "token binds to its pod", token: "tok-w1", wantPod: "r1-worker-1"},
 		{name: "token binds when required", require: true, token: "tok-w1", wantPod: "r1-worker-1"},
-		{name: "another run's pod token", token: "tok-other", wantKind: broker.KindForbidden, wantCode: "pod_token_mismatch"},
-		{name: "token of a previous pod with the same name", token: "tok-olduid", wantKind: broker.KindForbidden, wantCode: "pod_token_mismatch"},
-		{name: "token from another namespace", token: "tok-otherns", wantKind: broker.KindForbidden, wantCode: "pod_token_mismatch"},
-		{name: "invalid token", token: "garbage", wantKind: broker.KindForbidden, wantCode: "pod_token_invalid"},
+		{name: "another run's pod token", token: "tok-other", wantKind: model.KindForbidden, wantCode: "pod_token_mismatch"},
+		{name: "token of a previous pod with the same name", token: "tok-olduid", wantKind: model.KindForbidden, wantCode: "pod_token_mismatch"},
+		{name: "token from another namespace", token: "tok-otherns", wantKind: model.KindForbidden, wantCode: "pod_token_mismatch"},
+		{name: "invalid token", token: "garbage", wantKind: model.KindForbidden, wantCode: "pod_token_invalid"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startResolver(t, ResolverOptions{PodTokens: rev, RequirePodToken: tc.require}, pods...)
-			w, err := r.Resolve(context.Background(), broker.WorkloadRequest{RunID: "r1", PodToken: tc.token, Caller: sdk.Identity{ID: "u1", Username: "alice"}})
+			w, err := r.Resolve(context.Background(), model.WorkloadRequest{RunID: "r1", PodToken: tc.token, CallerID: "u1", Username: "alice"})
 			if tc.wantCode != "" {
 				wantKind(t, err, tc.wantKind, tc.wantCode)
 				return
@@ -110,12 +108,12 @@ func TestResolverPerUserServiceAccounts(t *testing.T) {
 	p2 := pod("b-pod", "rb", "u1", corev1.PodRunning, nil) // still on its run SA
 	r := startResolver(t, ResolverOptions{PerUserServiceAccounts: true}, p1, p2)
 	alice := sdk.Identity{ID: "u1", Username: "alice"}
-	w, err := r.Resolve(context.Background(), broker.WorkloadRequest{RunID: "ra", Caller: alice})
+	w, err := r.Resolve(context.Background(), model.WorkloadRequest{RunID: "ra", CallerID: alice.ID, Username: alice.Username})
 	if err != nil || w.ServiceAccount != "user-alice" {
 		t.Fatalf("%+v %v", w, err)
 	}
-	_, err = r.Resolve(context.Background(), broker.WorkloadRequest{RunID: "rb", Caller: alice})
-	wantKind(t, err, broker.KindConflict, "service_account_mismatch")
+	_, err = r.Resolve(context.Background(), model.WorkloadRequest{RunID: "rb", CallerID: alice.ID, Username: alice.Username})
+	wantKind(t, err, model.KindConflict, "service_account_mismatch")
 }
 
 func TestPodIdentity(t *testing.T) {
@@ -151,7 +149,7 @@ func TestPodIdentity(t *testing.T) {
 				t.Fatalf("%+v", id)
 			}
 			if !tc.ok {
-				wantKind(t, err, broker.KindForbidden, "pod_token_invalid")
+				wantKind(t, err, model.KindForbidden, "pod_token_invalid")
 			}
 		})
 	}

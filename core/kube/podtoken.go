@@ -2,16 +2,14 @@ package kube
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/irsa-broker/irsa-broker/core/model"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/irsa-broker/irsa-broker/core/broker"
 )
 
 // User extra keys the API server sets for pod-bound service-account tokens.
@@ -30,7 +28,7 @@ type PodIdentity struct {
 // PodTokenReviewer verifies a pod's projected service-account token.
 type PodTokenReviewer interface {
 	// Review returns the identity of a valid, pod-bound token; an invalid
-	// token is a *broker.Error of KindForbidden, an API failure KindUnavailable.
+	// token is a model.KindForbidden error, an API failure model.KindUnavailable.
 	Review(ctx context.Context, token string) (PodIdentity, error)
 }
 
@@ -49,7 +47,7 @@ func NewTokenReviewer(cs kubernetes.Interface, audience string) *TokenReviewer {
 }
 
 func invalidPodToken(format string, args ...any) error {
-	return &broker.Error{Kind: broker.KindForbidden, Code: "pod_token_invalid", Message: fmt.Sprintf(format, args...)}
+	return model.Errorf(model.KindForbidden, "pod_token_invalid", format, args...)
 }
 
 // Review implements PodTokenReviewer. The token never appears in errors.
@@ -60,7 +58,7 @@ func (t *TokenReviewer) Review(ctx context.Context, token string) (PodIdentity, 
 	}
 	res, err := t.cs.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
 	if err != nil {
-		return PodIdentity{}, &broker.Error{Kind: broker.KindUnavailable, Code: "token_review_unavailable", Message: "cannot verify the pod token", Err: err}
+		return PodIdentity{}, model.Wrap(model.KindUnavailable, "token_review_unavailable", "cannot verify the pod token", err)
 	}
 	return podIdentity(res.Status, t.audience)
 }

@@ -5,17 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/irsa-broker/irsa-broker/core/broker"
 )
 
 // Labels on the objects the broker creates.
@@ -33,8 +32,6 @@ type ServiceAccounts struct {
 	log hclog.Logger
 }
 
-var _ broker.ServiceAccounts = (*ServiceAccounts)(nil)
-
 // NewServiceAccounts manages service accounts in namespace ns.
 func NewServiceAccounts(cs kubernetes.Interface, ns string, log hclog.Logger) *ServiceAccounts {
 	if log == nil {
@@ -46,13 +43,13 @@ func NewServiceAccounts(cs kubernetes.Interface, ns string, log hclog.Logger) *S
 func managed(sa *corev1.ServiceAccount) bool { return sa.Labels[LabelManagedBy] == ManagedBy }
 
 func unavailable(op string, err error) error {
-	return &broker.Error{Kind: broker.KindUnavailable, Code: "kubernetes_unavailable", Message: "cannot " + op + " the service account", Err: err}
+	return model.Wrap(model.KindUnavailable, "kubernetes_unavailable", "cannot "+op+" the service account", err)
 }
 
 // Create creates the managed service account name; it is idempotent for a
 // managed one and a conflict for an unmanaged one.
 func (s *ServiceAccounts) Create(ctx context.Context, name string) error {
-	if err := broker.ValidateServiceAccountName(name); err != nil {
+	if err := validateName(name); err != nil {
 		return err
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns, Labels: map[string]string{LabelManagedBy: ManagedBy}}}
@@ -63,8 +60,7 @@ func (s *ServiceAccounts) Create(ctx context.Context, name string) error {
 			return unavailable("read", gerr)
 		}
 		if !managed(cur) {
-			return &broker.Error{Kind: broker.KindConflict, Code: "service_account_unmanaged",
-				Message: fmt.Sprintf("service account %s already exists in namespace %s and is not managed by irsa-broker", name, s.ns)}
+			return model.Errorf(model.KindConflict, "service_account_unmanaged", "service account %s already exists in namespace %s and is not managed by irsa-broker", name, s.ns)
 		}
 		return nil
 	}
@@ -78,19 +74,18 @@ func (s *ServiceAccounts) Create(ctx context.Context, name string) error {
 // Delete deletes the managed service account name. An unknown name is
 // KindNotFound; an unmanaged one is KindConflict and stays.
 func (s *ServiceAccounts) Delete(ctx context.Context, name string) error {
-	if err := broker.ValidateServiceAccountName(name); err != nil {
+	if err := validateName(name); err != nil {
 		return err
 	}
 	cur, err := s.cs.CoreV1().ServiceAccounts(s.ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return &broker.Error{Kind: broker.KindNotFound, Code: "service_account_not_found", Message: fmt.Sprintf("no service account %s in namespace %s", name, s.ns)}
+		return model.Errorf(model.KindNotFound, "service_account_not_found", "no service account %s in namespace %s", name, s.ns)
 	}
 	if err != nil {
 		return unavailable("read", err)
 	}
 	if !managed(cur) {
-		return &broker.Error{Kind: broker.KindConflict, Code: "service_account_unmanaged",
-			Message: fmt.Sprintf("service account %s in namespace %s is not managed by irsa-broker; it is left alone", name, s.ns)}
+		return model.Errorf(model.KindConflict, "service_account_unmanaged", "service account %s in namespace %s is not managed by irsa-broker; it is left alone", name, s.ns)
 	}
 	// Preconditions: delete exactly the object just checked, not a
 	// same-named replacement created since.
@@ -100,7 +95,7 @@ func (s *ServiceAccounts) Delete(ctx context.Context, name string) error {
 	case apierrors.IsNotFound(err):
 		return nil // deleted meanwhile: the outcome asked for
 	case apierrors.IsConflict(err):
-		return &broker.Error{Kind: broker.KindConflict, Code: "service_account_changed", Message: fmt.Sprintf("service account %s changed while being deleted; try again", name)}
+		return model.Errorf(model.KindConflict, "service_account_changed", "service account %s changed while being deleted; try again", name)
 	case err != nil:
 		return unavailable("delete", err)
 	}
@@ -154,4 +149,12 @@ func UserServiceAccountName(username string) (string, error) {
 		return UserServiceAccountPrefix + "x." + h, nil
 	}
 	return UserServiceAccountPrefix + s + "." + h, nil
+}
+
+// validateName refuses what Kubernetes would refuse, before any API call.
+func validateName(name string) error {
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return model.Invalid("invalid_service_account_name", "invalid service account name %q: %s", name, strings.Join(errs, "; "))
+	}
+	return nil
 }

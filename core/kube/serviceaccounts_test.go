@@ -9,8 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/irsa-broker/irsa-broker/core/broker"
-	"github.com/irsa-broker/irsa-broker/core/trust"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 func TestServiceAccounts(t *testing.T) {
@@ -28,16 +27,16 @@ func TestServiceAccounts(t *testing.T) {
 	if err := s.Create(ctx, "user-alice"); err != nil {
 		t.Fatalf("create is not idempotent: %v", err)
 	}
-	wantKind(t, s.Create(ctx, "theirs"), broker.KindConflict, "service_account_unmanaged")
-	wantKind(t, s.Create(ctx, "Bad*Name"), broker.KindInvalid, "invalid_service_account_name")
-	wantKind(t, s.Delete(ctx, "theirs"), broker.KindConflict, "service_account_unmanaged")
+	wantKind(t, s.Create(ctx, "theirs"), model.KindConflict, "service_account_unmanaged")
+	wantKind(t, s.Create(ctx, "Bad*Name"), model.KindInvalid, "invalid_service_account_name")
+	wantKind(t, s.Delete(ctx, "theirs"), model.KindConflict, "service_account_unmanaged")
 	if _, err := cs.CoreV1().ServiceAccounts("domino-compute").Get(ctx, "theirs", metav1.GetOptions{}); err != nil {
 		t.Fatalf("an unmanaged service account was deleted: %v", err)
 	}
 	if err := s.Delete(ctx, "user-alice"); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, s.Delete(ctx, "user-alice"), broker.KindNotFound, "service_account_not_found")
+	wantKind(t, s.Delete(ctx, "user-alice"), model.KindNotFound, "service_account_not_found")
 }
 
 func TestUserServiceAccountName(t *testing.T) {
@@ -94,7 +93,7 @@ func FuzzUserServiceAccountName(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := trust.ValidateName("domino-compute", name); err != nil || len(name) > 63 {
+		if err := model.ValidateName("domino-compute", name); err != nil || len(name) > 63 {
 			t.Fatalf("%q → invalid %q: %v", user, name, err)
 		}
 		if again, _ := UserServiceAccountName(user); again != name {

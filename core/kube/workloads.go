@@ -7,22 +7,16 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/irsa-broker/irsa-broker/core/broker"
-	"github.com/irsa-broker/irsa-broker/core/policy"
 )
 
-// Domino's pod labels.
+// Indexes of the pod cache.
 const (
-	LabelExecutionID  = "dominodatalab.com/execution-id"
-	LabelStartingUser = "dominodatalab.com/starting-user-id"
-	LabelWorkloadType = "dominodatalab.com/irsa-workload-type"
-
 	indexExecutionID    = "execution-id"
 	indexServiceAccount = "service-account"
 )
@@ -51,16 +45,6 @@ type Resolver struct {
 	log      hclog.Logger
 }
 
-var _ broker.WorkloadResolver = (*Resolver)(nil)
-
-// PodInfo is what the broker keeps of a pod.
-type PodInfo struct {
-	Namespace, Name string
-	UID             types.UID
-	RunID, UserID   string
-	ServiceAccount  string
-}
-
 // NewResolver watches pods in o.Namespace. Call Start before Resolve.
 func NewResolver(cs kubernetes.Interface, o ResolverOptions) (*Resolver, error) {
 	if o.Logger == nil {
@@ -76,8 +60,8 @@ func NewResolver(cs kubernetes.Interface, o ResolverOptions) (*Resolver, error) 
 	inf := f.Core().V1().Pods().Informer()
 	if err := inf.AddIndexers(cache.Indexers{
 		indexExecutionID: func(obj any) ([]string, error) {
-			if p, ok := obj.(*corev1.Pod); ok && p.Labels[LabelExecutionID] != "" {
-				return []string{p.Labels[LabelExecutionID]}, nil
+			if p, ok := obj.(*corev1.Pod); ok && p.Labels[brokerapi.LabelExecutionID] != "" {
+				return []string{p.Labels[brokerapi.LabelExecutionID]}, nil
 			}
 			return nil, nil
 		},
@@ -137,15 +121,15 @@ func live(p *corev1.Pod) bool {
 	return p.DeletionTimestamp == nil && (p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning)
 }
 
-func info(p *corev1.Pod) PodInfo {
-	return PodInfo{Namespace: p.Namespace, Name: p.Name, UID: p.UID, RunID: p.Labels[LabelExecutionID],
-		UserID: p.Labels[LabelStartingUser], ServiceAccount: serviceAccountOf(p)}
+func info(p *corev1.Pod) model.Pod {
+	return model.Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID), RunID: p.Labels[brokerapi.LabelExecutionID],
+		UserID: p.Labels[brokerapi.LabelStartingUser], ServiceAccount: serviceAccountOf(p)}
 }
 
 // LivePodsOf returns the live pods running as service account sa, from the cache.
-func (r *Resolver) LivePodsOf(sa string) []PodInfo {
+func (r *Resolver) LivePodsOf(sa string) []model.Pod {
 	objs, _ := r.informer.GetIndexer().ByIndex(indexServiceAccount, sa)
-	var out []PodInfo
+	var out []model.Pod
 	for _, o := range objs {
 		if p := o.(*corev1.Pod); live(p) {
 			out = append(out, info(p))
@@ -158,7 +142,7 @@ func (r *Resolver) LivePodsOf(sa string) []PodInfo {
 // OnPodGone calls fn (from the informer's goroutine; it must not block) for
 // every pod that stops being a live workload: deleted, or Succeeded/Failed,
 // or marked for deletion.
-func (r *Resolver) OnPodGone(fn func(PodInfo)) error {
+func (r *Resolver) OnPodGone(fn func(model.Pod)) error {
 	_, err := r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*corev1.Pod)
@@ -182,10 +166,10 @@ func (r *Resolver) OnPodGone(fn func(PodInfo)) error {
 // Resolve implements broker.WorkloadResolver: the run's live pod (Pending or
 // Running), its owner and its service account. With a pod token, the token
 // must belong to one of the run's live pods, and that pod is the workload.
-func (r *Resolver) Resolve(ctx context.Context, req broker.WorkloadRequest) (broker.Workload, error) {
+func (r *Resolver) Resolve(ctx context.Context, req model.WorkloadRequest) (model.Workload, error) {
 	objs, err := r.informer.GetIndexer().ByIndex(indexExecutionID, req.RunID)
 	if err != nil {
-		return broker.Workload{}, err
+		return model.Workload{}, err
 	}
 	var pods []*corev1.Pod
 	for _, o := range objs {
@@ -194,13 +178,13 @@ func (r *Resolver) Resolve(ctx context.Context, req broker.WorkloadRequest) (bro
 		}
 	}
 	if len(pods) == 0 {
-		return broker.Workload{}, &broker.Error{Kind: broker.KindNotFound, Code: "run_not_found", Message: fmt.Sprintf("no pending or running pod of run %s in namespace %s", req.RunID, r.o.Namespace)}
+		return model.Workload{}, model.Errorf(model.KindNotFound, "run_not_found", "no pending or running pod of run %s in namespace %s", req.RunID, r.o.Namespace)
 	}
 	// Several pods (cluster workers): prefer the one of the requested workload type, then by name.
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	p := pods[0]
 	for _, q := range pods {
-		if req.WorkloadType != "" && q.Labels[LabelWorkloadType] == req.WorkloadType {
+		if req.WorkloadType != "" && q.Labels[brokerapi.LabelWorkloadType] == req.WorkloadType {
 			p = q
 			break
 		}
@@ -208,21 +192,21 @@ func (r *Resolver) Resolve(ctx context.Context, req broker.WorkloadRequest) (bro
 	switch {
 	case req.PodToken != "" && r.o.PodTokens != nil:
 		if p, err = r.bind(ctx, req.RunID, req.PodToken, pods); err != nil {
-			return broker.Workload{}, err
+			return model.Workload{}, err
 		}
 	case r.o.RequirePodToken:
-		return broker.Workload{}, &broker.Error{Kind: broker.KindForbidden, Code: "pod_token_required",
-			Message: "this broker requires the pod's own service-account token (X-Irsa-Pod-Token)"}
+		return model.Workload{}, model.Errorf(model.KindForbidden, "pod_token_required",
+			"this broker requires the pod's own service-account token (%s)", brokerapi.HeaderPodToken)
 	}
 	sa := serviceAccountOf(p)
 	if r.o.PerUserServiceAccounts {
-		want, err := UserServiceAccountName(req.Caller.Username)
+		want, err := UserServiceAccountName(req.Username)
 		if err != nil {
-			return broker.Workload{}, &broker.Error{Kind: broker.KindInvalid, Code: "invalid_username", Message: err.Error()}
+			return model.Workload{}, model.Invalid("invalid_username", "%s", err.Error())
 		}
 		if sa != want {
-			return broker.Workload{}, &broker.Error{Kind: broker.KindConflict, Code: "service_account_mismatch",
-				Message: fmt.Sprintf("per-user service accounts are on: pod %s runs as %s, not as %s", p.Name, sa, want)}
+			return model.Workload{}, model.Errorf(model.KindConflict, "service_account_mismatch",
+				"per-user service accounts are on: pod %s runs as %s, not as %s", p.Name, sa, want)
 		}
 	}
 	labels := make(map[string]string, len(p.Labels))
@@ -231,12 +215,10 @@ func (r *Resolver) Resolve(ctx context.Context, req broker.WorkloadRequest) (bro
 	}
 	wt := req.WorkloadType
 	if wt == "" {
-		wt = p.Labels[LabelWorkloadType]
+		wt = p.Labels[brokerapi.LabelWorkloadType]
 	}
-	return broker.Workload{
-		Workload: policy.Workload{RunID: req.RunID, Type: wt, Namespace: p.Namespace, ServiceAccount: sa, Pod: p.Name, Labels: labels},
-		OwnerID:  p.Labels[LabelStartingUser],
-	}, nil
+	return model.Workload{RunID: req.RunID, Type: wt, Namespace: p.Namespace, ServiceAccount: sa, Pod: p.Name, Labels: labels,
+		OwnerID: p.Labels[brokerapi.LabelStartingUser]}, nil
 }
 
 // bind verifies the pod token and returns the run's pod it names.
@@ -251,6 +233,5 @@ func (r *Resolver) bind(ctx context.Context, runID, token string, pods []*corev1
 		}
 	}
 	r.log.Warn("pod token does not belong to the run", "run_id", runID, "token_pod", id.PodName, "token_namespace", id.Namespace)
-	return nil, &broker.Error{Kind: broker.KindForbidden, Code: "pod_token_mismatch",
-		Message: fmt.Sprintf("the pod token does not belong to a live pod of run %s", runID)}
+	return nil, model.Errorf(model.KindForbidden, "pod_token_mismatch", "the pod token does not belong to a live pod of run %s", runID)
 }

@@ -2,19 +2,18 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-
-	"github.com/irsa-broker/irsa-broker/core/broker"
 )
 
 func pod(name, run, user string, phase corev1.PodPhase, extra map[string]string) *corev1.Pod {
-	l := map[string]string{LabelExecutionID: run, LabelStartingUser: user}
+	l := map[string]string{brokerapi.LabelExecutionID: run, brokerapi.LabelStartingUser: user}
 	for k, v := range extra {
 		l[k] = v
 	}
@@ -29,8 +28,8 @@ func TestResolver(t *testing.T) {
 	cs := fake.NewClientset(
 		pod("run-r1-abc", "r1", "u1", corev1.PodRunning, nil),
 		pod("run-r2-old", "r2", "u1", corev1.PodSucceeded, nil),
-		pod("run-r3-master", "r3", "u2", corev1.PodRunning, map[string]string{LabelWorkloadType: "cluster-master"}),
-		pod("run-r3-worker", "r3", "u2", corev1.PodPending, map[string]string{LabelWorkloadType: "cluster-worker"}),
+		pod("run-r3-master", "r3", "u2", corev1.PodRunning, map[string]string{brokerapi.LabelWorkloadType: "cluster-master"}),
+		pod("run-r3-worker", "r3", "u2", corev1.PodPending, map[string]string{brokerapi.LabelWorkloadType: "cluster-worker"}),
 	)
 	r, err := NewResolver(cs, ResolverOptions{Namespace: "domino-compute"})
 	if err != nil {
@@ -41,21 +40,20 @@ func TestResolver(t *testing.T) {
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r1"})
+	w, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r1"})
 	if err != nil || w.OwnerID != "u1" || w.ServiceAccount != "run-r1" || w.Pod != "run-r1-abc" || w.Namespace != "domino-compute" {
 		t.Fatalf("r1: %+v %v", w, err)
 	}
-	if w.Labels[LabelExecutionID] != "r1" {
+	if w.Labels[brokerapi.LabelExecutionID] != "r1" {
 		t.Fatalf("labels not passed: %v", w.Labels)
 	}
-	var be *broker.Error
-	if _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r2"}); !errors.As(err, &be) || be.Kind != broker.KindNotFound {
+	if _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r2"}); !isKind(err, model.KindNotFound) {
 		t.Fatalf("finished run: %v", err)
 	}
-	if _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "nope"}); !errors.As(err, &be) || be.Kind != broker.KindNotFound {
+	if _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "nope"}); !isKind(err, model.KindNotFound) {
 		t.Fatalf("unknown run: %v", err)
 	}
-	w, err = r.Resolve(ctx, broker.WorkloadRequest{RunID: "r3", WorkloadType: "cluster-worker"})
+	w, err = r.Resolve(ctx, model.WorkloadRequest{RunID: "r3", WorkloadType: "cluster-worker"})
 	if err != nil || w.Pod != "run-r3-worker" || w.Type != "cluster-worker" {
 		t.Fatalf("r3 worker: %+v %v", w, err)
 	}
@@ -64,11 +62,11 @@ func TestResolver(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("domino-compute").Create(ctx, pod("run-r4-x", "r4", "u3", corev1.PodPending, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r4"}); return err == nil })
+	eventually(t, func() bool { _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r4"}); return err == nil })
 	if err := cs.CoreV1().Pods("domino-compute").Delete(ctx, "run-r1-abc", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { _, err := r.Resolve(ctx, broker.WorkloadRequest{RunID: "r1"}); return err != nil })
+	eventually(t, func() bool { _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r1"}); return err != nil })
 }
 
 func eventually(t *testing.T, ok func() bool) {
@@ -80,4 +78,9 @@ func eventually(t *testing.T, ok func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func isKind(err error, k model.Kind) bool {
+	got, _, _ := model.Classify(err)
+	return err != nil && got == k
 }

@@ -83,3 +83,8 @@ func Wrap(kind Kind, code, message string, err error) *Error {
 func Invalid(code, format string, args ...any) *Error {
 	return Errorf(KindInvalid, code, format, args...)
 }
+
+// ErrRoleNotManaged: a role's trust policy has no statement the broker may
+// edit (none federates the cluster's OIDC provider). Clean-up skips such
+// roles; a map request reports them.
+var ErrRoleNotManaged = errors.New("role not managed by the broker")

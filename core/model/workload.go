@@ -4,8 +4,9 @@ package model
 type WorkloadRequest struct {
 	RunID        string
 	WorkloadType string
-	// Username is the caller's; per-user service accounts are named after it.
-	Username string
+	// CallerID and Username are the caller's; per-user service accounts are
+	// named after the username.
+	CallerID, Username string
 	// PodToken is the pod's projected service-account token when the sidecar
 	// sent one; resolvers that can verify it bind the request to that pod.
 	PodToken string

@@ -83,8 +83,11 @@ func (e *NoManagedStatementError) Error() string {
 		e.Role, ActionAssumeRoleWithWebIdentity, e.Provider)
 }
 
-// Is makes errors.Is(err, ErrNoManagedStatement) true.
-func (e *NoManagedStatementError) Is(target error) bool { return target == ErrNoManagedStatement }
+// Is makes errors.Is(err, ErrNoManagedStatement) and errors.Is(err,
+// model.ErrRoleNotManaged) true.
+func (e *NoManagedStatementError) Is(target error) bool {
+	return target == ErrNoManagedStatement || target == model.ErrRoleNotManaged
+}
 
 // Classify implements model.Classified: IAM holds a role the broker cannot edit.
 func (e *NoManagedStatementError) Classify() (model.Kind, string, string) {
