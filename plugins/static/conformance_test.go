@@ -7,8 +7,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk/sdktest"
@@ -41,15 +45,38 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// waitFor polls cond every 5ms until it holds, failing after 10s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// logSink keeps what a provider logs.
+type logSink struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (s *logSink) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(b)
+}
+
+func (s *logSink) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.buf.String(), sub)
 }
 
 func accepts(p *Provider, token string) bool {
@@ -69,7 +96,8 @@ func TestReloadOnChange(t *testing.T) {
 		}
 	}
 	write(path, "one")
-	p := New()
+	logs := &logSink{}
+	p := New(WithLogger(hclog.New(&hclog.LoggerOptions{Output: logs})))
 	defer p.Close()
 	if err := p.Configure(context.Background(), []byte("users_file: "+path)); err != nil {
 		t.Fatal(err)
@@ -91,20 +119,25 @@ func TestReloadOnChange(t *testing.T) {
 	if err := os.WriteFile(path, []byte("users: ["), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * debounce)
+	waitFor(t, "the broken edit to be refused", func() bool { return logs.count("users file not reloaded") > 0 })
 	if !accepts(p, "three") {
 		t.Fatal("a broken edit dropped the users")
 	}
 
-	// With watch: false nothing is reloaded.
+	// With watch: false nothing is reloaded: q runs no watch, and p, which
+	// watches the same file, sees the edit that q ignores.
 	write(path, "four")
+	waitFor(t, "p to reload four", func() bool { return accepts(p, "four") })
 	q := New()
 	defer q.Close()
 	if err := q.Configure(context.Background(), []byte("users_file: "+path+"\nwatch: false\n")); err != nil {
 		t.Fatal(err)
 	}
+	if q.watching() {
+		t.Fatal("watch: false started a watch")
+	}
 	write(path, "five")
-	time.Sleep(3 * debounce)
+	waitFor(t, "p to reload five", func() bool { return accepts(p, "five") })
 	if !accepts(q, "four") || accepts(q, "five") {
 		t.Fatal("watch: false still reloads")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"sigs.k8s.io/yaml"
 
+	"github.com/irsa-broker/irsa-broker/internal/filewatch"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -106,12 +107,21 @@ func (p *Provider) Configure(_ context.Context, raw []byte) error {
 		p.stopWatching()
 		return p.set(File{Users: c.Users}, "")
 	}
+	// The watcher records the file before it is loaded, so an edit in
+	// between is reloaded too.
+	var w *filewatch.Watcher
+	if c.Watch == nil || *c.Watch {
+		var err error
+		if w, err = p.watcher(c.UsersFile); err != nil {
+			return err
+		}
+	}
 	if err := p.Load(c.UsersFile); err != nil {
 		return err
 	}
 	p.stopWatching()
-	if c.Watch == nil || *c.Watch {
-		return p.startWatching(c.UsersFile)
+	if w != nil {
+		p.startWatching(w)
 	}
 	return nil
 }

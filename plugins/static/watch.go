@@ -3,75 +3,48 @@ package static
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
+	"github.com/irsa-broker/irsa-broker/internal/filewatch"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
 // debounce gathers the burst of events one save produces into one reload.
 const debounce = 50 * time.Millisecond
 
-// Watch reloads the users file given to Load whenever it changes, until ctx
-// ends. It watches the directory, so editors that replace the file and
-// Kubernetes ConfigMap volumes (which swap a ..data symlink) are followed. A
-// broken file is logged and the previous users stay.
+// Watch reloads the users file given to Load whenever its content changes,
+// until ctx ends. The directory is watched, so editors that replace the file
+// and Kubernetes ConfigMap volumes (which swap a ..data symlink) are
+// followed, and the file is re-checked periodically besides. A broken file
+// is logged and the previous users stay.
 func (p *Provider) Watch(ctx context.Context) error {
-	path := p.Path()
-	w, err := watcher(path)
+	w, err := p.watcher(p.Path())
 	if err != nil {
 		return err
 	}
-	p.loop(ctx, w, path)
+	w.Run(ctx, p.reload)
 	return nil
 }
 
-func watcher(path string) (*fsnotify.Watcher, error) {
+func (p *Provider) watcher(path string) (*filewatch.Watcher, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: static: nothing to watch: users are inline", sdk.ErrInvalidConfig)
 	}
-	w, err := fsnotify.NewWatcher()
+	w, err := filewatch.New([]string{path}, filewatch.Options{Debounce: debounce, Logger: p.log})
 	if err != nil {
-		return nil, fmt.Errorf("static: watch %s: %w", path, err)
-	}
-	if err := w.Add(filepath.Dir(path)); err != nil {
-		w.Close()
 		return nil, fmt.Errorf("static: watch %s: %w", path, err)
 	}
 	return w, nil
 }
 
-func (p *Provider) loop(ctx context.Context, w *fsnotify.Watcher, path string) {
-	defer w.Close()
-	base := filepath.Base(path)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if name := filepath.Base(ev.Name); name == base || name == "..data" {
-				timer.Reset(debounce)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			p.log.Warn("watching the users file", "path", path, "error", err)
-		case <-timer.C:
-			if err := p.Reload(); err != nil {
-				p.log.Error("users file not reloaded; the previous users stay", "path", path, "error", err)
-				continue
-			}
-			p.log.Info("users file reloaded", "path", path, "users", p.count())
-		}
+// reload is Reload for the watcher: it logs instead of returning.
+func (p *Provider) reload() {
+	path := p.Path()
+	if err := p.Reload(); err != nil {
+		p.log.Error("users file not reloaded; the previous users stay", "path", path, "error", err)
+		return
 	}
+	p.log.Info("users file reloaded", "path", path, "users", p.count())
 }
 
 func (p *Provider) count() int {
@@ -80,11 +53,8 @@ func (p *Provider) count() int {
 	return len(p.users)
 }
 
-func (p *Provider) startWatching(path string) error {
-	w, err := watcher(path)
-	if err != nil {
-		return err
-	}
+// startWatching runs w until stopWatching.
+func (p *Provider) startWatching(w *filewatch.Watcher) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	p.watchMu.Lock()
@@ -92,9 +62,8 @@ func (p *Provider) startWatching(path string) error {
 	p.watchMu.Unlock()
 	go func() {
 		defer close(done)
-		p.loop(ctx, w, path)
+		w.Run(ctx, p.reload)
 	}()
-	return nil
 }
 
 func (p *Provider) stopWatching() {
@@ -106,6 +75,13 @@ func (p *Provider) stopWatching() {
 		cancel()
 		<-done
 	}
+}
+
+// watching reports whether a watch runs.
+func (p *Provider) watching() bool {
+	p.watchMu.Lock()
+	defer p.watchMu.Unlock()
+	return p.stopWatch != nil
 }
 
 // Close stops watching the users file.
