@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/irsa-broker/irsa-broker/internal/filewatch"
 )
 
 // ServerOptions configure Serve.
@@ -72,11 +74,25 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		return errors.New("TLS needs both a certificate and a key file")
 	}
 	if o.CertFile != "" {
+		// The files are recorded before the pair is loaded, so a rotation in
+		// between is reloaded too.
+		files, err := filewatch.New([]string{o.CertFile, o.KeyFile}, filewatch.Options{Logger: o.Logger})
+		if err != nil {
+			ln.Close()
+			return err
+		}
 		cr, err := NewCertReloader(o.CertFile, o.KeyFile, o.Logger)
 		if err != nil {
 			ln.Close()
 			return err
 		}
+		wctx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			files.Run(wctx, cr.Reload)
+		}()
+		defer func() { stopWatch(); <-watchDone }()
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cr.GetCertificate}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
@@ -109,64 +125,48 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	return nil
 }
 
-// certCheckInterval is how often the certificate files are stat'ed (at most once
-// per interval, on a handshake).
-var certCheckInterval = 5 * time.Second
-
-// CertReloader serves a certificate from files and reloads it when the files
-// change. A broken new pair is logged and the previous one keeps serving.
+// CertReloader serves a certificate loaded from files. Reload loads them
+// again; Serve calls it whenever their content changes (internal/filewatch
+// follows in-place rewrites, renames and Secret volume ..data swaps). A
+// broken new pair is logged and the previous one keeps serving.
 type CertReloader struct {
 	certFile, keyFile string
 	log               hclog.Logger
-	checkEvery        time.Duration
-
-	mu        sync.Mutex
-	cert      *tls.Certificate
-	modCert   time.Time
-	modKey    time.Time
-	lastCheck time.Time
+	cert              atomic.Pointer[tls.Certificate]
 }
 
 // NewCertReloader loads the pair once; it fails if the files are unusable.
 func NewCertReloader(certFile, keyFile string, log hclog.Logger) (*CertReloader, error) {
-	c := &CertReloader{certFile: certFile, keyFile: keyFile, log: log.Named("tls"), checkEvery: certCheckInterval}
-	if err := c.reload(); err != nil {
+	c := &CertReloader{certFile: certFile, keyFile: keyFile, log: log.Named("tls")}
+	cert, err := c.load()
+	if err != nil {
 		return nil, err
 	}
+	c.cert.Store(cert)
 	return c, nil
 }
 
-func modTime(p string) time.Time {
-	st, err := os.Stat(p)
-	if err != nil {
-		return time.Time{}
-	}
-	return st.ModTime()
-}
-
-func (c *CertReloader) reload() error {
-	mc, mk := modTime(c.certFile), modTime(c.keyFile)
+func (c *CertReloader) load() (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
-		return fmt.Errorf("load TLS key pair %s / %s: %w", c.certFile, c.keyFile, err)
+		return nil, fmt.Errorf("load TLS key pair %s / %s: %w", c.certFile, c.keyFile, err)
 	}
-	c.cert, c.modCert, c.modKey = &cert, mc, mk
-	return nil
+	return &cert, nil
+}
+
+// Reload loads the pair again; if it is unusable (a half-written rotation, a
+// key that does not match) it logs and the previous pair keeps serving.
+func (c *CertReloader) Reload() {
+	cert, err := c.load()
+	if err != nil {
+		c.log.Error("keeping the previous certificate", "error", err)
+		return
+	}
+	c.cert.Store(cert)
+	c.log.Info("reloaded TLS certificate", "cert", c.certFile)
 }
 
 // GetCertificate is for tls.Config.GetCertificate.
 func (c *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := time.Now(); now.Sub(c.lastCheck) >= c.checkEvery {
-		c.lastCheck = now
-		if !modTime(c.certFile).Equal(c.modCert) || !modTime(c.keyFile).Equal(c.modKey) {
-			if err := c.reload(); err != nil {
-				c.log.Error("keeping the previous certificate", "error", err)
-			} else {
-				c.log.Info("reloaded TLS certificate", "cert", c.certFile)
-			}
-		}
-	}
-	return c.cert, nil
+	return c.cert.Load(), nil
 }

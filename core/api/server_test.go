@@ -15,8 +15,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 func writeCert(t *testing.T, dir string, serial int64) *x509.Certificate {
@@ -42,21 +46,18 @@ func writeCert(t *testing.T, dir string, serial int64) *x509.Certificate {
 // TestServeTLSReload: cert-manager rewrites the files; new handshakes get the
 // new certificate without a restart, and a broken file keeps the old one.
 func TestServeTLSReload(t *testing.T) {
-	old := certCheckInterval
-	certCheckInterval = 0
-	defer func() { certCheckInterval = old }()
-
 	dir := t.TempDir()
 	writeCert(t, dir, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &logSink{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, ServerOptions{Listener: ln, CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"),
-			Handler: NewHandler(Options{})})
+			Handler: NewHandler(Options{}), Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
 	}()
 	serial := func() int64 {
 		t.Helper()
@@ -75,13 +76,10 @@ func TestServeTLSReload(t *testing.T) {
 	if s := serial(); s != 1 {
 		t.Fatalf("serial = %d", s)
 	}
-	time.Sleep(10 * time.Millisecond) // distinct modification time
 	writeCert(t, dir, 2)
-	if s := serial(); s != 2 {
-		t.Fatalf("after rotation serial = %d", s)
-	}
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, "the rotated certificate", func() bool { return serial() == 2 })
 	os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("garbage"), 0o600)
+	waitFor(t, "the broken file to be refused", func() bool { return logs.contains("keeping the previous certificate") })
 	if s := serial(); s != 2 {
 		t.Fatalf("broken file: serial = %d", s)
 	}
@@ -94,6 +92,40 @@ func TestServeTLSReload(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after cancel")
 	}
+}
+
+// waitFor polls cond every 5ms until it holds, failing after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// logSink keeps what the server logs.
+type logSink struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (s *logSink) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(b)
+}
+
+func (s *logSink) contains(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Contains(s.buf.String(), sub)
 }
 
 func TestServeRefusesHalfTLS(t *testing.T) {
