@@ -13,7 +13,9 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/atomicfile"
 )
 
 // FileStore keeps mappings in a JSON file (dev mode): an object whose keys are
@@ -133,40 +135,8 @@ func (s *FileStore) update(ctx context.Context, change func(map[string]json.RawM
 	if err != nil {
 		return fmt.Errorf("encode mapping file: %w", err)
 	}
-	if err := writeAtomic(s.path, append(data, '\n')); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return nil
-}
-
-// writeAtomic writes data to a temporary file next to path and renames it over
-// path, so readers see either the old or the new content, never a mix.
-func writeAtomic(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write mapping file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write mapping file: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("sync mapping file: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("close mapping file: %w", err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("chmod mapping file: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename mapping file: %w", err)
+	if err := atomicfile.Write(ctx, s.path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("%w: write mapping file: %w", ErrUnavailable, err)
 	}
 	return nil
 }
