@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/internal/filewatch"
 	"github.com/irsa-broker/irsa-broker/plugins/builtin/names"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
@@ -39,8 +41,9 @@ type PluginOptions struct {
 	// Config is the YAML handed to the provider's Configure.
 	Config []byte
 	// ConfigPath, instead of Config, names a YAML file: read at start and
-	// handed to the running provider again whenever it changes (a broken
-	// version is logged and the previous one stays).
+	// handed to the running provider again whenever its content changes
+	// (internal/filewatch: edits, renames, ConfigMap ..data swaps); a broken
+	// version is logged and the previous one stays.
 	ConfigPath string
 	// Executable is the broker binary that serves the built-ins (default:
 	// os.Executable()).
@@ -56,7 +59,7 @@ type PluginOptions struct {
 	// StartTimeout bounds starting and configuring the plugin (default 20s).
 	StartTimeout time.Duration
 	// HealthInterval is how often the plugin is probed, and ConfigPath
-	// checked for changes (default 5s).
+	// checked for changes besides file events (default 5s).
 	HealthInterval time.Duration
 	// MinBackoff and MaxBackoff bound the delay between restarts of a
 	// crashed plugin (defaults 200ms and 30s; it doubles per failed start).
@@ -109,13 +112,20 @@ type Plugin struct {
 	done   chan struct{}
 	kick   chan struct{}
 
-	mu       sync.RWMutex
-	cur      *instance
-	config   []byte
-	cfgStamp fileStamp
-	downErr  error
-	retryAt  time.Time
-	info     sdk.Info
+	// cfgWatch watches ConfigPath (nil without one); cfgChanged says the
+	// running plugin has not been handed its content yet, cfgKick wakes the
+	// supervisor for it, watchDone is closed when the watch ends.
+	cfgWatch   *filewatch.Watcher
+	cfgChanged atomic.Bool
+	cfgKick    chan struct{}
+	watchDone  chan struct{}
+
+	mu      sync.RWMutex
+	cur     *instance
+	config  []byte
+	downErr error
+	retryAt time.Time
+	info    sdk.Info
 
 	up       prometheus.Gauge
 	restarts prometheus.Counter
@@ -175,7 +185,7 @@ func Open(ctx context.Context, o PluginOptions) (*Plugin, error) {
 	if o.Builtins == nil {
 		o.Builtins = names.All()
 	}
-	p := &Plugin{o: o, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	p := &Plugin{o: o, done: make(chan struct{}), kick: make(chan struct{}, 1), cfgKick: make(chan struct{}, 1)}
 	if err := p.resolve(); err != nil {
 		return nil, err
 	}
@@ -188,11 +198,16 @@ func Open(ctx context.Context, o PluginOptions) (*Plugin, error) {
 		if o.Config != nil {
 			return nil, fmt.Errorf("%w: identity plugin: set Config or ConfigPath, not both", sdk.ErrInvalidConfig)
 		}
-		b, st, err := readStamped(o.ConfigPath)
+		// Watched from before the read, so no edit in between is missed.
+		w, err := filewatch.New([]string{o.ConfigPath}, filewatch.Options{Poll: o.HealthInterval, Logger: p.log})
 		if err != nil {
 			return nil, fmt.Errorf("%w: identity config: %w", sdk.ErrInvalidConfig, err)
 		}
-		p.config, p.cfgStamp = b, st
+		b, err := os.ReadFile(o.ConfigPath)
+		if err != nil {
+			return nil, fmt.Errorf("%w: identity config: %w", sdk.ErrInvalidConfig, err)
+		}
+		p.config, p.cfgWatch = b, w
 	}
 	p.registerMetrics(o.Metrics)
 
@@ -205,6 +220,19 @@ func Open(ctx context.Context, o PluginOptions) (*Plugin, error) {
 	p.setUp(inst)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	go p.supervise()
+	if p.cfgWatch != nil {
+		p.watchDone = make(chan struct{})
+		go func() {
+			defer close(p.watchDone)
+			p.cfgWatch.Run(p.ctx, func() {
+				p.cfgChanged.Store(true)
+				select {
+				case p.cfgKick <- struct{}{}:
+				default:
+				}
+			})
+		}()
+	}
 	return p, nil
 }
 
@@ -502,7 +530,7 @@ func (p *Plugin) live() (*instance, error) {
 }
 
 // supervise probes the child, restarts it with backoff when it is gone and
-// re-reads ConfigPath, until Close.
+// hands the plugin a changed ConfigPath, until Close.
 func (p *Plugin) supervise() {
 	defer close(p.done)
 	backoff := p.o.MinBackoff
@@ -522,6 +550,16 @@ func (p *Plugin) supervise() {
 			return
 		case <-timer.C:
 		case <-p.kick:
+		case <-p.cfgKick:
+			// A new ConfigPath: handed over now if the plugin runs, else
+			// once it runs again (the probe below).
+			p.mu.RLock()
+			inst := p.cur
+			p.mu.RUnlock()
+			if inst != nil {
+				p.reloadConfig(inst)
+			}
+			continue
 		}
 		p.mu.RLock()
 		inst := p.cur
@@ -574,27 +612,19 @@ func (p *Plugin) probe(inst *instance) error {
 	return nil
 }
 
+// reloadConfig hands the running plugin ConfigPath's content if it changed
+// since it was last handed over.
 func (p *Plugin) reloadConfig(inst *instance) {
-	if p.o.ConfigPath == "" {
+	if !p.cfgChanged.Swap(false) {
 		return
 	}
-	st, err := stamp(p.o.ConfigPath)
-	p.mu.RLock()
-	same := st == p.cfgStamp
-	p.mu.RUnlock()
-	if err != nil || same {
-		return
-	}
-	b, st, err := readStamped(p.o.ConfigPath)
+	b, err := os.ReadFile(p.o.ConfigPath)
 	if err != nil {
 		p.log.Error("identity config not reloaded", "path", p.o.ConfigPath, "error", err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, p.o.CallTimeout)
 	defer cancel()
-	p.mu.Lock()
-	p.cfgStamp = st // a broken version is reported once, not at every tick
-	p.mu.Unlock()
 	if err := inst.prov.Configure(ctx, b); err != nil {
 		p.log.Error("identity config rejected; the previous one stays", "path", p.o.ConfigPath, "error", err)
 		return
@@ -603,28 +633,6 @@ func (p *Plugin) reloadConfig(inst *instance) {
 	p.config = b
 	p.mu.Unlock()
 	p.log.Info("identity config reloaded", "path", p.o.ConfigPath)
-}
-
-type fileStamp struct {
-	mod  time.Time
-	size int64
-}
-
-func stamp(path string) (fileStamp, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	return fileStamp{st.ModTime(), st.Size()}, nil
-}
-
-func readStamped(path string) ([]byte, fileStamp, error) {
-	st, err := stamp(path)
-	if err != nil {
-		return nil, st, err
-	}
-	b, err := os.ReadFile(path)
-	return b, st, err
 }
 
 // call runs fn against the live instance with the per-call timeout and
@@ -724,6 +732,9 @@ func (p *Plugin) PID() int {
 func (p *Plugin) Close() error {
 	p.cancel()
 	<-p.done
+	if p.watchDone != nil {
+		<-p.watchDone
+	}
 	return nil
 }
 
