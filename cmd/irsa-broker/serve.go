@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"github.com/irsa-broker/irsa-broker/core/config"
-	"github.com/irsa-broker/irsa-broker/core/server"
+	"github.com/irsa-broker/irsa-broker/core/wire"
 )
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -21,5 +21,5 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return server.Run(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
+	return wire.Serve(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
 }

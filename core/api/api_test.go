@@ -15,8 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
 )
 
 const (
@@ -86,7 +87,7 @@ func subjectsOf(t *testing.T, st *devstack.Stack, role string) string {
 }
 
 func TestHealthz(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	r := call(t, st, "GET", "/healthz", "", "")
 	if r.status != 200 || r.body != "{'status': 'Healthy'}" {
 		t.Fatalf("healthz = %d %q", r.status, r.body)
@@ -104,7 +105,7 @@ func TestHealthz(t *testing.T) {
 // TestMapThenAssume is the whole flow: map a run, then the AWS SDK's own
 // credential chain uses the rendered config against the simulator.
 func TestMapThenAssume(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	r := call(t, st, "POST", "/map_iam_roles_to_pod_sa", alice, `{"run_id":"run1"}`)
 	if r.status != 200 {
 		t.Fatalf("map = %d %s", r.status, r.body)
@@ -169,7 +170,7 @@ func TestMapThenAssume(t *testing.T) {
 }
 
 func TestMapJSONAndEmpty(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	r := call(t, st, "POST", "/map_iam_roles_to_pod_sa", bob, `{"run_id":"run2","irsa_workload_type":"cluster-worker"}`, "Accept", "application/json")
 	if r.status != 200 {
 		t.Fatalf("map = %d %s", r.status, r.body)
@@ -195,7 +196,7 @@ func TestMapJSONAndEmpty(t *testing.T) {
 
 // TestBadInput: every malformed request gets a JSON error and changes nothing.
 func TestBadInput(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	big := `{"run_id":"` + strings.Repeat("a", 2<<20) + `"}`
 	cases := []struct {
 		name, method, path, token, body string
@@ -273,7 +274,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestAdminMappings(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{Empty: true})
+	st := devstacktest.Start(t, devstack.Options{Empty: true})
 	r := call(t, st, "GET", "/role_mappings", admin, "")
 	if r.status != 200 || r.body != "{\"all_role_mappings\":{}}\n" {
 		t.Fatalf("empty list = %d %q", r.status, r.body)
@@ -351,7 +352,7 @@ func TestAdminMappings(t *testing.T) {
 }
 
 func TestV2(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	r := call(t, st, "GET", "/v2/mappings", admin, "")
 	var list struct {
 		Mappings []struct {
@@ -406,7 +407,7 @@ func TestV2(t *testing.T) {
 // TestIAMRefusal: the broker's key lacks iam:UpdateAssumeRolePolicy; the caller
 // gets 502 naming the action, the role and AWS's reason.
 func TestIAMRefusal(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{DeniedIAMActions: []string{"iam:UpdateAssumeRolePolicy"}})
+	st := devstacktest.Start(t, devstack.Options{DeniedIAMActions: []string{"iam:UpdateAssumeRolePolicy"}})
 	r := call(t, st, "POST", "/map_iam_roles_to_pod_sa", bob, `{"run_id":"r1"}`)
 	if r.status != 502 {
 		t.Fatalf("status = %d: %s", r.status, r.body)
@@ -424,7 +425,7 @@ func TestIAMRefusal(t *testing.T) {
 // TestTrustPolicyTooLarge: over the quota the caller gets 409 naming the role,
 // the size and the quota, and the policy is unchanged.
 func TestTrustPolicyTooLarge(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	before := subjectsOf(t, st, "acme-update-bucket-role")
 	st.Sim.SetQuota(devstack.EKSAccount, len(strings.Join(strings.Fields(before), ""))+10)
 	r := call(t, st, "POST", "/map_iam_roles_to_pod_sa", bob, `{"run_id":"a-rather-long-run-identifier-0001"}`)
@@ -438,7 +439,7 @@ func TestTrustPolicyTooLarge(t *testing.T) {
 
 // TestConcurrentMaps: many runs at once; no subject is lost.
 func TestConcurrentMaps(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	st.Sim.SetQuota(devstack.EKSAccount, 100000)
 	const n = 60
 	var wg sync.WaitGroup
@@ -480,7 +481,7 @@ func TestConcurrentMaps(t *testing.T) {
 }
 
 func TestLegacyMetrics(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	call(t, st, "POST", "/map_iam_roles_to_pod_sa", alice, `{"run_id":"m1"}`)
 	call(t, st, "POST", "/map_iam_roles_to_pod_sa", alice, `{"run_id":"*"}`)
 	r := call(t, st, "GET", "/metrics", "", "")
@@ -503,7 +504,7 @@ func TestLegacyMetrics(t *testing.T) {
 // by name, another org's proxy role. It is refused when the mapping is
 // written and again before any trust write (a ConfigMap edited by hand).
 func TestProxyRoleOfAnotherSpellingIsRefused(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	const wrong = "arn:aws:iam::111111111111:role/some/path/acme-list-bucket-role"
 	before := call(t, st, "GET", "/role_mappings", admin, "").body
 	r := call(t, st, "POST", "/update_role_mapping", admin, `{"domino_org":"irsa-iamrole-update-bucket",`+
@@ -524,7 +525,7 @@ func TestProxyRoleOfAnotherSpellingIsRefused(t *testing.T) {
 	}
 
 	// The same mapping written behind the broker's back is refused at map time.
-	if err := st.Mappings.Put(context.Background(), mapping.Mapping{Org: "irsa-iamrole-update-bucket", Pairs: []mapping.RolePair{{
+	if err := st.Mappings.Put(context.Background(), model.Mapping{Org: "irsa-iamrole-update-bucket", Pairs: []model.RolePair{{
 		IAMRoleARN: "arn:aws:iam::524112250363:role/acme-list-bucket-role", ProxyIAMRoleARN: wrong, UpdateTrustPolicy: true}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,10 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/core/iam"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/trust"
-	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
 // TestClassify: every typed error reaches the caller with its status, code
@@ -26,18 +25,18 @@ func TestClassify(t *testing.T) {
 		code       string
 		retryAfter bool
 	}{
-		{broker.Invalid("invalid_run_id", "bad"), 400, "invalid_run_id", false},
-		{&broker.Error{Kind: broker.KindForbidden, Code: "not_workload_owner", Message: "no"}, 403, "not_workload_owner", false},
-		{&broker.Error{Kind: broker.KindNotFound, Code: "run_not_found", Message: "no"}, 404, "run_not_found", false},
-		{&broker.Error{Kind: broker.KindUnavailable, Code: "x", Message: "down"}, 503, "x", true},
-		{&mapping.ValidationError{Field: "iam_role_arn", Message: "bad"}, 400, "invalid_mapping", false},
-		{fmt.Errorf("wrapped: %w", mapping.ErrNotFound), 404, "mapping_not_found", false},
+		{model.Invalid("invalid_run_id", "bad"), 400, "invalid_run_id", false},
+		{model.Errorf(model.KindForbidden, "not_workload_owner", "no"), 403, "not_workload_owner", false},
+		{model.Errorf(model.KindNotFound, "run_not_found", "no"), 404, "run_not_found", false},
+		{model.Errorf(model.KindUnavailable, "x", "down"), 503, "x", true},
+		{model.Errorf(model.KindUpstream, "identity_invalid", "no id"), 502, "identity_invalid", true},
+		{&model.ValidationError{Field: "iam_role_arn", Message: "bad"}, 400, "invalid_mapping", false},
 		{fmt.Errorf("%w: api down", mapping.ErrUnavailable), 503, "mapping_store_unavailable", true},
-		{fmt.Errorf("%w: bad token", sdk.ErrUnauthenticated), 401, "unauthenticated", false},
-		{fmt.Errorf("%w: plugin crashed", sdk.ErrUnavailable), 503, "identity_unavailable", true},
 		{&trust.SizeError{Role: "arn:aws:iam::946429944765:role/acme", Size: 2100, Quota: 2048}, 409, "trust_policy_too_large", false},
 		{&trust.NoManagedStatementError{Role: "r", Provider: "p"}, 502, "trust_policy_unmanaged", false},
-		{fmt.Errorf("trust: role r: %w: x", trust.ErrMalformedDocument), 502, "trust_policy_malformed", false},
+		{&trust.MalformedPolicyError{Role: "r", Err: fmt.Errorf("%w: x", trust.ErrMalformedDocument)}, 502, "trust_policy_malformed", false},
+		{fmt.Errorf("%w", model.Errorf(model.KindThrottled, "x", "slow down")), 503, "x", true},
+		{model.Wrap(model.KindUnavailable, "x", "down", context.DeadlineExceeded), 503, "x", true},
 		{iamErr(iam.KindAccessDenied), 502, "iam_access_denied", false},
 		{iamErr(iam.KindNoSuchEntity), 502, "iam_no_such_role", false},
 		{iamErr(iam.KindLimitExceeded), 409, "trust_policy_too_large", false},

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
 )
 
 // FuzzHTTP drives the running broker (the dev stack's real HTTP server, the
@@ -30,7 +31,7 @@ func FuzzHTTP(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.headers, s.body)
 	}
-	st := devstack.StartTest(f, devstack.Options{})
+	st := devstacktest.Start(f, devstack.Options{})
 	f.Fuzz(func(t *testing.T, method, path, headers, body string) {
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path

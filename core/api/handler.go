@@ -25,14 +25,14 @@ import (
 
 	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
 // MaxBodyBytes is the largest request body accepted (413 above it).
 const MaxBodyBytes = 1 << 20
-
-// HeaderPodToken carries the pod's projected service-account token.
-const HeaderPodToken = "X-Irsa-Pod-Token"
 
 // Check is one readiness check; a non-nil error makes /readyz answer 503.
 type Check struct {
@@ -40,9 +40,24 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// Service is what the HTTP layer asks of the broker's use cases
+// (*broker.Service). Every error it returns is classified
+// (model.Classified) or is an internal error.
+type Service interface {
+	Authenticate(ctx context.Context, c sdk.Credentials) (sdk.Identity, error)
+	Authorize(ctx context.Context, caller sdk.Identity, action, requestID string) error
+	Map(ctx context.Context, req broker.MapRequest) (broker.MapResult, error)
+	MyGrants(ctx context.Context, caller sdk.Identity, requestID string) (policy.Decision, model.Snapshot, error)
+	Mappings(ctx context.Context, caller sdk.Identity, requestID string) (model.Snapshot, error)
+	PutMapping(ctx context.Context, caller sdk.Identity, m model.Mapping, requestID string) error
+	DeleteMapping(ctx context.Context, caller sdk.Identity, org, requestID string) error
+	CreateServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error
+	DeleteServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error
+}
+
 // Options configure the HTTP handler.
 type Options struct {
-	Service *broker.Service
+	Service Service
 	Metrics *metrics.Metrics
 	Logger  hclog.Logger
 	// Timeout bounds each request (default 30s).
@@ -57,7 +72,7 @@ type Options struct {
 }
 
 type handler struct {
-	svc *broker.Service
+	svc Service
 	log hclog.Logger
 	o   Options
 }
@@ -83,10 +98,10 @@ func NewHandler(o Options) http.Handler {
 		writeProblem(w, r, problem{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: clip(r.Method) + " is not allowed on " + clip(r.URL.Path)})
 	})
 
-	r.Get("/healthz", h.healthz)
-	r.Get("/readyz", h.readyz)
+	r.Get(brokerapi.PathHealthz, h.healthz)
+	r.Get(brokerapi.PathReadyz, h.readyz)
 	h.legacyRoutes(r)
-	r.Route("/v2", h.v2Routes)
+	h.v2Routes(r)
 	if o.Extra != nil {
 		o.Extra(r)
 	}
@@ -115,11 +130,11 @@ func newRequestID() string {
 // echoes it in the response.
 func (h *handler) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
+		id := r.Header.Get(brokerapi.HeaderRequestID)
 		if !requestIDRE.MatchString(id) {
 			id = newRequestID()
 		}
-		w.Header().Set("X-Request-Id", id)
+		w.Header().Set(brokerapi.HeaderRequestID, id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
 }
@@ -141,7 +156,7 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		d := time.Since(start)
 		method := metricMethod(r.Method)
 		h.o.Metrics.HTTPDuration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
-		if route == "/healthz" || route == "/readyz" {
+		if route == brokerapi.PathHealthz || route == brokerapi.PathReadyz {
 			return
 		}
 		h.log.Info("request", "request_id", RequestID(r.Context()), "method", method, "route", route,
@@ -224,16 +239,16 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // credentials reads the caller's credential from Authorization: Bearer or X-Domino-Api-Key.
 func credentials(r *http.Request) (sdk.Credentials, error) {
-	if a := r.Header.Get(sdk.HeaderAuthorization); a != "" {
+	if a := r.Header.Get(brokerapi.HeaderAuthorization); a != "" {
 		scheme, tok, ok := strings.Cut(a, " ")
 		tok = strings.TrimSpace(tok)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			return sdk.Credentials{}, &requestError{status: http.StatusUnauthorized, code: "unauthenticated", message: "Authorization must be 'Bearer <token>'"}
 		}
-		return sdk.Credentials{Token: tok, Header: sdk.HeaderAuthorization}, nil
+		return sdk.Credentials{Token: tok, Header: brokerapi.HeaderAuthorization}, nil
 	}
-	if k := strings.TrimSpace(r.Header.Get(sdk.HeaderDominoAPIKey)); k != "" {
-		return sdk.Credentials{Token: k, Header: sdk.HeaderDominoAPIKey}, nil
+	if k := strings.TrimSpace(r.Header.Get(brokerapi.HeaderDominoAPIKey)); k != "" {
+		return sdk.Credentials{Token: k, Header: brokerapi.HeaderDominoAPIKey}, nil
 	}
 	return sdk.Credentials{}, &requestError{status: http.StatusUnauthorized, code: "unauthenticated", message: "no credentials: send Authorization: Bearer <token> or X-Domino-Api-Key"}
 }

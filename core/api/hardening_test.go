@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
 )
 
 // Issue 11, item 2: any caller chose the method label of the HTTP histogram,
 // so random methods made one series each. Every label now has a fixed set
 // of values, whatever methods, paths and headers arrive.
 func TestHostileRequestsKeepMetricSeriesBounded(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{})
+	st := devstacktest.Start(t, devstack.Options{})
 	rng := rand.New(rand.NewPCG(1, 2))
 	token := func(n int) string {
 		const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -86,7 +87,7 @@ func TestHostileRequestsKeepMetricSeriesBounded(t *testing.T) {
 // Issue 11, item 9: a body trickled in slowly held the request for the
 // server's ReadTimeout (60 s); the request deadline now covers the body.
 func TestSlowBodyIsCutAtTheRequestTimeout(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{RequestTimeout: 300 * time.Millisecond})
+	st := devstacktest.Start(t, devstack.Options{RequestTimeout: 300 * time.Millisecond})
 	u, _ := url.Parse(st.BrokerURL)
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
@@ -114,7 +115,7 @@ func TestSlowBodyIsCutAtTheRequestTimeout(t *testing.T) {
 // (docs/design/map-atomicity.md says so); the change is the run's own,
 // granted subject, and a retry converges without another IAM write.
 func TestTimedOutMapIsRetriedCheaply(t *testing.T) {
-	st := devstack.StartTest(t, devstack.Options{RequestTimeout: 200 * time.Millisecond})
+	st := devstacktest.Start(t, devstack.Options{RequestTimeout: 200 * time.Millisecond})
 	st.Sim.SetLatency("UpdateAssumeRolePolicy", time.Second)
 	writes := st.Sim.Calls()["UpdateAssumeRolePolicy"]
 	r := call(t, st, "POST", "/map_iam_roles_to_pod_sa", bob, `{"run_id":"slow1"}`)
@@ -149,7 +150,7 @@ func TestTimedOutMapIsRetriedCheaply(t *testing.T) {
 // serve; the reason is for admins, at /v2/status.
 func TestRefusedPolicyReloadKeepsReadinessAndDisclosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	st := devstack.StartTest(t, devstack.Options{PolicyDir: dir})
+	st := devstacktest.Start(t, devstack.Options{PolicyDir: dir})
 	const secretish = "grants contains SECRET_MARKER if {"
 	file := filepath.Join(dir, "broken.rego")
 	if err := os.WriteFile(file, []byte("package irsa.grants\n\n"+secretish+"\n"), 0o644); err != nil {

@@ -10,22 +10,24 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/irsa-broker/irsa-broker/core/awsconfig"
 	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
-	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
 // legacyRoutes are the routes of the existing service, with its shapes.
 func (h *handler) legacyRoutes(r chi.Router) {
-	r.Post("/map_iam_roles_to_pod_sa", h.handle(h.mapRoles))
-	r.Get("/my_role_mappings", h.handle(h.myRoleMappings))
-	r.Get("/role_mappings", h.handle(h.roleMappings))
-	r.Post("/update_role_mapping", h.handle(h.updateRoleMapping))
-	r.Post("/update_multirole_mapping", h.handle(h.updateMultiroleMapping))
-	r.Delete("/delete_role_mapping", h.handle(h.deleteRoleMapping))
-	r.Post("/service_account", h.handle(h.serviceAccount(true)))
-	r.Delete("/service_account", h.handle(h.serviceAccount(false)))
+	r.Post(brokerapi.PathMap, h.handle(h.mapRoles))
+	r.Get(brokerapi.PathMyRoleMappings, h.handle(h.myRoleMappings))
+	r.Get(brokerapi.PathRoleMappings, h.handle(h.roleMappings))
+	r.Post(brokerapi.PathUpdateMapping, h.handle(h.updateRoleMapping))
+	r.Post(brokerapi.PathUpdateMultirole, h.handle(h.updateMultiroleMapping))
+	r.Delete(brokerapi.PathDeleteMapping, h.handle(h.deleteRoleMapping))
+	r.Post(brokerapi.PathServiceAccount, h.handle(h.serviceAccount(true)))
+	r.Delete(brokerapi.PathServiceAccount, h.handle(h.serviceAccount(false)))
 }
 
 // mapRequest is the body of POST /map_iam_roles_to_pod_sa and /v2/map.
@@ -36,20 +38,13 @@ type mapRequest struct {
 
 // mapResponse is the JSON answer of a map or preview.
 type mapResponse struct {
-	Config     string          `json:"config"`
-	Grants     []policy.Grant  `json:"grants"`
-	Profiles   []profileJSON   `json:"profiles"`
-	Subject    string          `json:"subject"`
-	Workload   policy.Workload `json:"workload"`
-	DecisionID string          `json:"decision_id"`
-	DryRun     bool            `json:"dry_run"`
-}
-
-type profileJSON struct {
-	Name          string `json:"name"`
-	SourceProfile string `json:"source_profile"`
-	AssetRoleARN  string `json:"iam_role_arn"`
-	ProxyRoleARN  string `json:"proxy_iam_role_arn"`
+	Config     string              `json:"config"`
+	Grants     []model.Grant       `json:"grants"`
+	Profiles   []awsconfig.Profile `json:"profiles"`
+	Subject    string              `json:"subject"`
+	Workload   model.Workload      `json:"workload"`
+	DecisionID string              `json:"decision_id"`
+	DryRun     bool                `json:"dry_run"`
 }
 
 func (h *handler) doMap(w http.ResponseWriter, r *http.Request, dryRun, textByDefault bool) error {
@@ -70,7 +65,7 @@ func (h *handler) doMap(w http.ResponseWriter, r *http.Request, dryRun, textByDe
 	}
 	res, err := h.svc.Map(r.Context(), broker.MapRequest{
 		Caller: id, RunID: *body.RunID, WorkloadType: wt, DryRun: dryRun,
-		PodToken: r.Header.Get(HeaderPodToken), RequestID: RequestID(r.Context()),
+		PodToken: r.Header.Get(brokerapi.HeaderPodToken), RequestID: RequestID(r.Context()),
 	})
 	if err != nil {
 		return err
@@ -80,13 +75,12 @@ func (h *handler) doMap(w http.ResponseWriter, r *http.Request, dryRun, textByDe
 		_, _ = io.WriteString(w, res.Config.Text)
 		return nil
 	}
-	out := mapResponse{Config: res.Config.Text, Grants: res.Grants, Subject: res.Subject, Workload: res.Workload.Workload, DecisionID: res.DecisionID, DryRun: dryRun}
+	out := mapResponse{Config: res.Config.Text, Grants: res.Grants, Profiles: res.Config.Profiles, Subject: res.Subject, Workload: res.Workload, DecisionID: res.DecisionID, DryRun: dryRun}
 	if out.Grants == nil {
-		out.Grants = []policy.Grant{}
+		out.Grants = []model.Grant{}
 	}
-	out.Profiles = make([]profileJSON, 0, len(res.Config.Profiles))
-	for _, p := range res.Config.Profiles {
-		out.Profiles = append(out.Profiles, profileJSON{Name: p.Name, SourceProfile: p.SourceProfile, AssetRoleARN: p.AssetRoleARN, ProxyRoleARN: p.ProxyRoleARN})
+	if out.Profiles == nil {
+		out.Profiles = []awsconfig.Profile{}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -98,15 +92,14 @@ func (h *handler) mapRoles(w http.ResponseWriter, r *http.Request) error {
 
 // legacyGrouped shows grants the way the legacy GETs show mappings: one object
 // per org, or a list for orgs with several pairs or written as multi-role.
-func legacyGrouped(grants []policy.Grant, snap mapping.Snapshot) map[string]any {
-	byOrg := map[string][]mapping.RolePair{}
+func legacyGrouped(grants []model.Grant, snap model.Snapshot) map[string]any {
+	byOrg := map[string][]model.RolePair{}
 	for _, g := range grants {
-		byOrg[g.Org] = append(byOrg[g.Org], mapping.RolePair{IAMRoleARN: g.IAMRoleARN, ProxyIAMRoleARN: g.ProxyIAMRoleARN, UpdateTrustPolicy: g.UpdateTrustPolicy})
+		byOrg[g.Org] = append(byOrg[g.Org], g.RolePair)
 	}
 	out := make(map[string]any, len(byOrg))
 	for org, pairs := range byOrg {
-		m := mapping.Mapping{Org: org, Pairs: pairs, Multi: len(pairs) > 1 || snap.Mappings[org].Multi}
-		out[org] = m.Legacy()
+		out[org] = legacyShape(model.Mapping{Org: org, Pairs: pairs, Multi: len(pairs) > 1 || snap.Mappings[org].Multi})
 	}
 	return out
 }
@@ -131,17 +124,17 @@ func (h *handler) roleMappings(w http.ResponseWriter, r *http.Request) error {
 	}
 	all := make(map[string]any, len(snap.Mappings))
 	for org, m := range snap.Mappings {
-		all[org] = m.Legacy()
+		all[org] = legacyShape(m)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"all_role_mappings": all})
 	return nil
 }
 
 // adminSnapshot authenticates the caller and reads every mapping (admin).
-func (h *handler) adminSnapshot(r *http.Request) (mapping.Snapshot, error) {
+func (h *handler) adminSnapshot(r *http.Request) (model.Snapshot, error) {
 	id, err := h.caller(r)
 	if err != nil {
-		return mapping.Snapshot{}, err
+		return model.Snapshot{}, err
 	}
 	return h.svc.Mappings(r.Context(), id, RequestID(r.Context()))
 }
@@ -173,11 +166,11 @@ func (h *handler) orgRequest(r *http.Request) (sdk.Identity, string, map[string]
 }
 
 // putLegacy stores m and answers with the legacy write result.
-func (h *handler) putLegacy(w http.ResponseWriter, r *http.Request, id sdk.Identity, m mapping.Mapping) error {
+func (h *handler) putLegacy(w http.ResponseWriter, r *http.Request, id sdk.Identity, m model.Mapping) error {
 	if err := h.svc.PutMapping(r.Context(), id, m, RequestID(r.Context())); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"domino_org": m.Org, "role_mapping": m.Legacy()})
+	writeJSON(w, http.StatusOK, map[string]any{"domino_org": m.Org, "role_mapping": legacyShape(m)})
 	return nil
 }
 
@@ -191,7 +184,7 @@ func (h *handler) updateRoleMapping(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	return h.putLegacy(w, r, id, mapping.Mapping{Org: org, Pairs: []mapping.RolePair{pair}})
+	return h.putLegacy(w, r, id, model.Mapping{Org: org, Pairs: []model.RolePair{pair}})
 }
 
 func (h *handler) updateMultiroleMapping(w http.ResponseWriter, r *http.Request) error {
@@ -207,16 +200,16 @@ func (h *handler) updateMultiroleMapping(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	return h.putLegacy(w, r, id, mapping.Mapping{Org: org, Pairs: pairs, Multi: true})
+	return h.putLegacy(w, r, id, model.Mapping{Org: org, Pairs: pairs, Multi: true})
 }
 
 // decodePairs reads a JSON list of role pairs with the legacy flag rules.
-func decodePairs(raw json.RawMessage, field string) ([]mapping.RolePair, error) {
+func decodePairs(raw json.RawMessage, field string) ([]model.RolePair, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, badRequest("invalid_field", fmt.Sprintf("field %q must be a list of role pairs", field))
 	}
-	pairs := make([]mapping.RolePair, 0, len(items))
+	pairs := make([]model.RolePair, 0, len(items))
 	for _, it := range items {
 		pair, err := mapping.DecodePair(it)
 		if err != nil {
@@ -268,11 +261,20 @@ func (h *handler) serviceAccount(create bool) handlerFunc {
 }
 
 // sortedOrgs returns the orgs of snap in order.
-func sortedOrgs(snap mapping.Snapshot) []string {
+func sortedOrgs(snap model.Snapshot) []string {
 	orgs := make([]string, 0, len(snap.Mappings))
 	for o := range snap.Mappings {
 		orgs = append(orgs, o)
 	}
 	sort.Strings(orgs)
 	return orgs
+}
+
+// legacyShape is how the legacy GETs show a mapping: one object for a
+// single-pair mapping that is not Multi, else a list of objects.
+func legacyShape(m model.Mapping) any {
+	if !m.Multi && len(m.Pairs) == 1 {
+		return m.Pairs[0]
+	}
+	return append([]model.RolePair{}, m.Pairs...)
 }

@@ -5,35 +5,34 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/irsa-broker/irsa-broker/core/mapping"
-	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 // v2Routes are the clean API: every collection is a list, every mapping has a
 // list of role pairs (docs/openapi.yaml).
 func (h *handler) v2Routes(r chi.Router) {
-	r.Get("/whoami", h.handle(h.whoami))
-	r.Get("/status", h.handle(h.status))
-	r.Get("/grants", h.handle(h.myGrants))
-	r.Post("/map", h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, false, false) }))
-	r.Post("/preview", h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, true, false) }))
-	r.Get("/mappings", h.handle(h.listMappings))
-	r.Get("/mappings/{org}", h.handle(h.getMapping))
-	r.Put("/mappings/{org}", h.handle(h.putMapping))
-	r.Delete("/mappings/{org}", h.handle(h.deleteMapping))
+	r.Get(brokerapi.PathV2WhoAmI, h.handle(h.whoami))
+	r.Get(brokerapi.PathV2Status, h.handle(h.status))
+	r.Get(brokerapi.PathV2Grants, h.handle(h.myGrants))
+	r.Post(brokerapi.PathV2Map, h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, false, false) }))
+	r.Post(brokerapi.PathV2Preview, h.handle(func(w http.ResponseWriter, r *http.Request) error { return h.doMap(w, r, true, false) }))
+	r.Get(brokerapi.PathV2Mappings, h.handle(h.listMappings))
+	r.Get(brokerapi.PathV2Mappings+"/{org}", h.handle(h.getMapping))
+	r.Put(brokerapi.PathV2Mappings+"/{org}", h.handle(h.putMapping))
+	r.Delete(brokerapi.PathV2Mappings+"/{org}", h.handle(h.deleteMapping))
 }
 
 // MappingV2 is a mapping in the /v2 schema.
 type MappingV2 struct {
-	Org       string             `json:"org"`
-	RolePairs []mapping.RolePair `json:"role_pairs"`
+	Org       string           `json:"org"`
+	RolePairs []model.RolePair `json:"role_pairs"`
 }
 
-func toV2(m mapping.Mapping) MappingV2 {
+func toV2(m model.Mapping) MappingV2 {
 	pairs := m.Pairs
 	if pairs == nil {
-		pairs = []mapping.RolePair{}
+		pairs = []model.RolePair{}
 	}
 	return MappingV2{Org: m.Org, RolePairs: pairs}
 }
@@ -62,7 +61,7 @@ func (h *handler) myGrants(w http.ResponseWriter, r *http.Request) error {
 	}
 	grants := dec.Grants
 	if grants == nil {
-		grants = []policy.Grant{}
+		grants = []model.Grant{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"grants": grants, "decision_id": dec.ID})
 	return nil
@@ -113,7 +112,7 @@ func (h *handler) putMapping(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m := mapping.Mapping{Org: chi.URLParam(r, "org"), Pairs: pairs, Multi: len(pairs) != 1}
+	m := model.Mapping{Org: chi.URLParam(r, "org"), Pairs: pairs, Multi: len(pairs) != 1}
 	if err := h.svc.PutMapping(r.Context(), id, m, RequestID(r.Context())); err != nil {
 		return err
 	}

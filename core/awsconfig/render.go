@@ -38,12 +38,13 @@ type Options struct {
 	DurationSeconds int
 }
 
-// Profile describes one rendered profile pair.
+// Profile describes one rendered profile pair; its JSON is what /v2/map
+// answers in "profiles".
 type Profile struct {
-	Name          string // the asset profile: [profile Name]
-	AssetRoleARN  string
-	ProxyRoleARN  string
-	SourceProfile string // the proxy profile: [profile src_Name]
+	Name          string `json:"name"`           // the asset profile: [profile Name]
+	SourceProfile string `json:"source_profile"` // the proxy profile: [profile src_Name]
+	AssetRoleARN  string `json:"iam_role_arn"`
+	ProxyRoleARN  string `json:"proxy_iam_role_arn"`
 }
 
 // Config is a rendered AWS config file.

@@ -67,6 +67,13 @@ type Serve struct {
 	LogFormat string
 }
 
+// Defaults returns the configuration with every flag at its default.
+func Defaults() Serve {
+	var c Serve
+	c.Register(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	return c
+}
+
 // Register binds the serve flags to c with their defaults.
 func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", ":6000", "address of the broker API")

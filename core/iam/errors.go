@@ -99,15 +99,15 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Classify() (model.Kind, string, string) {
 	switch e.Kind {
 	case KindAccessDenied:
-		return model.KindUpstream, "iam_access_denied", e.Error()
+		return model.KindMisconfigured, "iam_access_denied", e.Error()
 	case KindNoSuchEntity:
-		return model.KindUpstream, "iam_no_such_role", e.Error()
+		return model.KindMisconfigured, "iam_no_such_role", e.Error()
 	case KindLimitExceeded:
 		return model.KindConflict, "trust_policy_too_large", e.Error()
 	case KindMalformedPolicy:
-		return model.KindUpstream, "iam_malformed_policy", e.Error()
+		return model.KindMisconfigured, "iam_malformed_policy", e.Error()
 	case KindInvalidInput:
-		return model.KindUpstream, "iam_invalid_input", e.Error()
+		return model.KindMisconfigured, "iam_invalid_input", e.Error()
 	case KindThrottled:
 		return model.KindThrottled, "iam_throttled", e.Error()
 	case KindUnavailable:

@@ -17,12 +17,13 @@ const (
 	KindForbidden                   // 403: policy or ownership says no
 	KindNotFound                    // 404: no such run, mapping, service account
 	KindConflict                    // 409: the request clashes with the state of IAM or the cluster
-	KindUpstream                    // 502: a dependency answered wrongly (IAM, identity provider)
+	KindUpstream                    // 502 with Retry-After: a dependency failed (IAM, identity provider)
+	KindMisconfigured               // 502: a dependency refuses because of how it is set up (access denied, no such role, a trust policy the broker cannot edit); retrying will not help
 	KindUnavailable                 // 503: a dependency is down; retry later
 	KindThrottled                   // 503: a dependency asked us to slow down; retry soon
 )
 
-var kindNames = [...]string{"internal", "invalid", "unauthenticated", "forbidden", "not_found", "conflict", "upstream", "unavailable", "throttled"}
+var kindNames = [...]string{"internal", "invalid", "unauthenticated", "forbidden", "not_found", "conflict", "upstream", "misconfigured", "unavailable", "throttled"}
 
 func (k Kind) String() string {
 	if k < 0 || int(k) >= len(kindNames) {

@@ -91,7 +91,7 @@ func (e *NoManagedStatementError) Is(target error) bool {
 
 // Classify implements model.Classified: IAM holds a role the broker cannot edit.
 func (e *NoManagedStatementError) Classify() (model.Kind, string, string) {
-	return model.KindUpstream, "trust_policy_unmanaged", e.Error()
+	return model.KindMisconfigured, "trust_policy_unmanaged", e.Error()
 }
 
 // MalformedPolicyError: the trust policy IAM returned for the role could
@@ -109,7 +109,7 @@ func (e *MalformedPolicyError) Unwrap() error { return e.Err }
 
 // Classify implements model.Classified.
 func (e *MalformedPolicyError) Classify() (model.Kind, string, string) {
-	return model.KindUpstream, "trust_policy_malformed", e.Error()
+	return model.KindMisconfigured, "trust_policy_malformed", e.Error()
 }
 
 // RoleMismatchError: IAM calls roles by name within the caller's account, so

@@ -10,7 +10,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
 
-	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/policy"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
@@ -55,16 +55,16 @@ func TestEngineServesTheExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := mapping.Snapshot{Revision: "1", Mappings: map[string]mapping.Mapping{"data": {Org: "data", Pairs: []mapping.RolePair{
+	snap := model.Snapshot{Revision: "1", Mappings: map[string]model.Mapping{"data": {Org: "data", Pairs: []model.RolePair{
 		{IAMRoleARN: "arn:aws:iam::524112250363:role/acme-read-bucket-role", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/acme-read-bucket-role", UpdateTrustPolicy: true},
 		{IAMRoleARN: "arn:aws:iam::524112250363:role/acme-update-bucket-role", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/acme-update-bucket-role", UpdateTrustPolicy: true},
 	}}}}
 	user := sdk.Identity{ID: "u1", Username: "alice", Organizations: []string{"data"}}
-	d, err := e.Grants(ctx, policy.Input{Identity: user, Workload: policy.Workload{RunID: "r1", Type: "cluster-worker"}}, snap)
+	d, err := e.Grants(ctx, policy.Input{Identity: user, Workload: model.Workload{RunID: "r1", Type: "cluster-worker"}}, snap)
 	if err != nil || len(d.Grants) != 1 {
 		t.Fatalf("cluster worker: %+v %v", d, err)
 	}
-	d, err = e.Grants(ctx, policy.Input{Identity: user, Workload: policy.Workload{RunID: "r1", Type: "edge-workload"}}, snap)
+	d, err = e.Grants(ctx, policy.Input{Identity: user, Workload: model.Workload{RunID: "r1", Type: "edge-workload"}}, snap)
 	if err != nil || len(d.Grants) != 2 {
 		t.Fatalf("workspace: %+v %v", d, err)
 	}

@@ -18,17 +18,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/core/api"
-	"github.com/irsa-broker/irsa-broker/core/awsconfig"
 	"github.com/irsa-broker/irsa-broker/core/broker"
-	"github.com/irsa-broker/irsa-broker/core/iam"
-	"github.com/irsa-broker/irsa-broker/core/identity"
+	"github.com/irsa-broker/irsa-broker/core/config"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/policy"
-	"github.com/irsa-broker/irsa-broker/core/trust"
+	"github.com/irsa-broker/irsa-broker/core/wire"
 	"github.com/irsa-broker/irsa-broker/examples"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
-	"github.com/irsa-broker/irsa-broker/plugins/sdk"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+	"github.com/irsa-broker/irsa-broker/plugins/builtin"
 	"github.com/irsa-broker/irsa-broker/plugins/static"
 )
 
@@ -145,78 +145,39 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, fmt.Errorf("seed simulator: %w", err)
 	}
 
-	s.Metrics = metrics.New()
-	prov, err := s.identityProvider(ctx, o)
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
-
-	pol, err := policy.New(ctx, policy.Options{PolicyDir: o.PolicyDir, Logger: log, Registerer: s.Metrics.Registry})
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	if o.PolicyDir != "" {
-		go pol.Watch(ctx)
-	}
-
-	var seed []mapping.Mapping
+	var seed []model.Mapping
 	if !o.Empty {
-		for org, role := range ExampleRoles {
-			seed = append(seed, mapping.Mapping{Org: org, Pairs: []mapping.RolePair{{
-				IAMRoleARN:        "arn:aws:iam::" + AssetsAccount + ":role/" + role,
-				ProxyIAMRoleARN:   "arn:aws:iam::" + EKSAccount + ":role/" + role,
-				UpdateTrustPolicy: true,
-			}}})
-		}
+		seed = exampleMappings()
 	}
-	s.Policy = pol
 	s.Mappings = mapping.NewMemoryStore(seed...)
-
-	iamClient, err := iam.New(ctx, iam.Options{
-		Region:      Region,
-		Endpoint:    s.AWSURL,
-		Credentials: credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretKey, ""),
-		Logger:      log,
-		Registerer:  s.Metrics.Registry,
-	})
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("IAM client: %w", err)
-	}
-	writer := trust.NewWriter(iamClient, trust.WriterOptions{OIDCProvider: s.OIDCProvider, Logger: log, Registerer: s.Metrics.Registry})
-
-	auth := identity.New(prov, identity.Options{Logger: log, Metrics: s.Metrics})
-	svc, err := broker.New(broker.Options{
-		Auth:            auth,
-		Workloads:       broker.DevResolver{Namespace: "domino-compute"},
-		Policy:          pol,
+	edges := wire.Edges{
+		IAMCredentials:  credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretKey, ""),
 		Mappings:        s.Mappings,
-		Trust:           writer,
-		ProxyRoles:      writer,
 		ServiceAccounts: &broker.MemoryServiceAccounts{},
-		Render:          awsconfig.Options{},
-		Metrics:         s.Metrics,
-		Logger:          log,
-	})
+		Routes:          s.devRoutes,
+		Builtins:        builtin.Names(),
+	}
+	if err := s.identityProvider(ctx, o, &edges); err != nil {
+		closeAll()
+		return nil, err
+	}
+	cfg := s.config(o)
+	if err := cfg.Validate(); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("dev stack: %w", err)
+	}
+	b, err := wire.Build(ctx, cfg, edges, log)
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	handler := api.NewHandler(api.Options{
-		Service: svc, Metrics: s.Metrics, Logger: log, Timeout: o.RequestTimeout,
-		Status: func() any { return map[string]any{"policy": pol.Status()} },
-		Ready: []api.Check{
-			{Name: "policy", Fn: func(context.Context) error { return pol.Ready() }},
-			{Name: "identity", Fn: auth.Healthy},
-		},
-		Extra: s.devRoutes,
-	})
+	s.Metrics, s.Policy = b.Metrics, b.Policy
+	b.Run(ctx)
 
 	s.n = 2
 	go func() {
-		s.errc <- api.Serve(ctx, api.ServerOptions{Listener: brokerLn, Handler: handler, Logger: log, ShutdownTimeout: 5 * time.Second})
+		defer b.Close()
+		s.errc <- api.Serve(ctx, api.ServerOptions{Listener: brokerLn, Handler: b.Handler, Logger: log, ShutdownTimeout: 5 * time.Second})
 	}()
 	go func() {
 		s.errc <- api.Serve(ctx, api.ServerOptions{Listener: awsLn, Handler: s.Sim, Logger: log, ShutdownTimeout: 5 * time.Second})
@@ -224,47 +185,72 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	return s, nil
 }
 
-// identityProvider is the static provider in-process, or the configured
-// plugin through the plugin host. It also fills s.Users for the banner.
-func (s *Stack) identityProvider(ctx context.Context, o Options) (sdk.Provider, error) {
+// config is `serve`'s configuration for the dev stack: its defaults, with
+// the simulator as IAM, the dev issuer as OIDC provider, plain HTTP and
+// workloads resolved without Kubernetes. It passes serve's validation.
+func (s *Stack) config(o Options) config.Serve {
+	c := config.Defaults()
+	c.InsecureHTTP = true
+	c.Workloads = "caller"
+	c.ComputeNamespace = "domino-compute"
+	c.OIDCProvider = s.OIDCProvider
+	c.AWSRegion, c.IAMEndpoint = Region, s.AWSURL
+	c.PolicyDir = o.PolicyDir
+	c.IdentityPlugin, c.IdentityPluginSHA256, c.IdentityConfig = o.IdentityPlugin, o.IdentityPluginSHA256, o.IdentityConfig
+	if c.IdentityConfig == "" && o.IdentityPlugin == static.Name {
+		c.IdentityConfig = o.IdentityFile
+	}
+	if o.RequestTimeout > 0 {
+		c.RequestTimeout = o.RequestTimeout
+	}
+	return c
+}
+
+// exampleMappings maps each example org to its role pair.
+func exampleMappings() []model.Mapping {
+	var seed []model.Mapping
+	for org, role := range ExampleRoles {
+		seed = append(seed, model.Mapping{Org: org, Pairs: []model.RolePair{{
+			IAMRoleARN:        "arn:aws:iam::" + AssetsAccount + ":role/" + role,
+			ProxyIAMRoleARN:   "arn:aws:iam::" + EKSAccount + ":role/" + role,
+			UpdateTrustPolicy: true,
+		}}})
+	}
+	return seed
+}
+
+// identityProvider sets the identity edge: the static provider
+// in-process, or (IdentityPlugin set) the plugin through the plugin host as
+// serve runs it, with the users file or the embedded dev users as its
+// configuration. It also fills s.Users for the banner.
+func (s *Stack) identityProvider(ctx context.Context, o Options, e *wire.Edges) error {
 	users := examples.DevUsers
 	if o.IdentityFile != "" {
 		b, err := os.ReadFile(o.IdentityFile)
 		if err != nil {
-			return nil, fmt.Errorf("identity file: %w", err)
+			return fmt.Errorf("identity file: %w", err)
 		}
 		users = b
 	}
 	if f, err := static.Parse(users); err == nil {
 		s.Users = f.Users
 	}
-	if o.IdentityPlugin == "" {
-		p := static.New()
-		if o.IdentityFile != "" {
-			return p, p.Load(o.IdentityFile)
-		}
-		return p, p.Configure(ctx, users)
-	}
-	po := identity.PluginOptions{Name: o.IdentityPlugin, SHA256: o.IdentityPluginSHA256, Logger: o.Logger, Metrics: s.Metrics}
 	switch {
-	case o.IdentityConfig != "":
-		po.ConfigPath = o.IdentityConfig
-	case o.IdentityPlugin == static.Name && o.IdentityFile != "":
-		po.ConfigPath = o.IdentityFile
+	case o.IdentityPlugin == "":
+		p := static.New()
+		e.Identity = p
+		if o.IdentityFile != "" {
+			return p.Load(o.IdentityFile)
+		}
+		return p.Configure(ctx, users)
+	case o.IdentityConfig != "" || o.IdentityPlugin == static.Name && o.IdentityFile != "":
+		// config() names the file.
 	case o.IdentityPlugin == static.Name:
-		po.Config = users
+		e.IdentityConfig = users
 	default:
 		s.Users = nil // the banner's users are the static provider's only
 	}
-	p, err := identity.Open(ctx, po)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		<-ctx.Done()
-		p.Close()
-	}()
-	return p, nil
+	return nil
 }
 
 // Wait blocks until both servers stopped.
@@ -282,7 +268,7 @@ func (s *Stack) Wait() error {
 func (s *Stack) devRoutes(r chi.Router) {
 	r.Get("/dev/oidc/.well-known/openid-configuration", s.Issuer.Discovery)
 	r.Get("/dev/oidc/keys", s.Issuer.JWKS)
-	r.Handle("/metrics", s.Metrics.Handler())
+	r.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.Metrics.Handler().ServeHTTP(w, r) }))
 	r.Get("/dev/workload-token", func(w http.ResponseWriter, r *http.Request) {
 		run := r.URL.Query().Get("run_id")
 		if err := broker.ValidateRunID(run); err != nil {
@@ -291,7 +277,7 @@ func (s *Stack) devRoutes(r chi.Router) {
 			fmt.Fprintf(w, `{"error":{"code":"invalid_run_id","message":%q}}`+"\n", err.Error())
 			return
 		}
-		tok, err := s.Issuer.WorkloadToken("domino-compute", "run-"+run, "run-"+run, time.Hour)
+		tok, err := s.Issuer.WorkloadToken("domino-compute", brokerapi.RunPrefix+run, brokerapi.RunPrefix+run, time.Hour)
 		if err != nil {
 			http.Error(w, `{"error":{"code":"internal","message":"cannot sign token"}}`, http.StatusInternalServerError)
 			return

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
 )
 
 const (
@@ -89,7 +90,7 @@ func report(b *testing.B, name string, lat []time.Duration, wall time.Duration) 
 // GET /healthz over the same connections: the cost of HTTP alone.
 func BenchmarkMapEndToEnd(b *testing.B) {
 	for range b.N {
-		st := devstack.StartTest(b, devstack.Options{})
+		st := devstacktest.Start(b, devstack.Options{})
 		st.Sim.SetQuota(devstack.EKSAccount, 1<<20)
 
 		base, baseWall := drive(b, runs, func(int) (*http.Request, error) {

@@ -1,13 +1,16 @@
-package devstack
+// Package devstacktest starts the dev stack for tests.
+package devstacktest
 
 import (
 	"context"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/internal/devstack"
 )
 
-// StartTest starts a stack on free loopback ports for a test and stops it at
+// Start starts a stack on free loopback ports for a test and stops it at
 // the test's end.
-func StartTest(t testing.TB, o Options) *Stack {
+func Start(t testing.TB, o devstack.Options) *devstack.Stack {
 	t.Helper()
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
@@ -16,7 +19,7 @@ func StartTest(t testing.TB, o Options) *Stack {
 		o.AWSAddr = "127.0.0.1:0"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := Start(ctx, o)
+	st, err := devstack.Start(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("start dev stack: %v", err)
