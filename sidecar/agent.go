@@ -13,8 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/irsa-broker/irsa-broker/internal/atomicfile"
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
-	"github.com/irsa-broker/irsa-broker/sidecar/atomicfile"
 	"github.com/irsa-broker/irsa-broker/sidecar/awsprofile"
 	"github.com/irsa-broker/irsa-broker/sidecar/backoff"
 	"github.com/irsa-broker/irsa-broker/sidecar/brokerclient"

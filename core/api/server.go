@@ -69,33 +69,11 @@ func Serve(ctx context.Context, o ServerOptions) error {
 			return fmt.Errorf("listen on %s: %w", o.Addr, err)
 		}
 	}
-	if (o.CertFile == "") != (o.KeyFile == "") {
-		ln.Close()
-		return errors.New("TLS needs both a certificate and a key file")
+	ln, stopTLS, err := withTLS(ctx, o, srv, ln)
+	if err != nil {
+		return err
 	}
-	if o.CertFile != "" {
-		// The files are recorded before the pair is loaded, so a rotation in
-		// between is reloaded too.
-		files, err := filewatch.New([]string{o.CertFile, o.KeyFile}, filewatch.Options{Logger: o.Logger})
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		cr, err := NewCertReloader(o.CertFile, o.KeyFile, o.Logger)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		wctx, stopWatch := context.WithCancel(ctx)
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			files.Run(wctx, cr.Reload)
-		}()
-		defer func() { stopWatch(); <-watchDone }()
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cr.GetCertificate}
-		ln = tls.NewListener(ln, srv.TLSConfig)
-	}
+	defer stopTLS()
 	if o.Ready != nil {
 		o.Ready(ln.Addr())
 	}
@@ -123,6 +101,38 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		return err
 	}
 	return nil
+}
+
+// withTLS wraps ln in TLS when o names a certificate, and watches the files
+// for rotations until stop is called. On error ln is closed.
+func withTLS(ctx context.Context, o ServerOptions, srv *http.Server, ln net.Listener) (_ net.Listener, stop func(), err error) {
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		ln.Close()
+		return nil, nil, errors.New("TLS needs both a certificate and a key file")
+	}
+	if o.CertFile == "" {
+		return ln, func() {}, nil
+	}
+	// The files are recorded before the pair is loaded, so a rotation in
+	// between is reloaded too.
+	files, err := filewatch.New([]string{o.CertFile, o.KeyFile}, filewatch.Options{Logger: o.Logger})
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	cr, err := NewCertReloader(o.CertFile, o.KeyFile, o.Logger)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		files.Run(wctx, cr.Reload)
+	}()
+	srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cr.GetCertificate}
+	return tls.NewListener(ln, srv.TLSConfig), func() { stopWatch(); <-watchDone }, nil
 }
 
 // CertReloader serves a certificate loaded from files. Reload loads them

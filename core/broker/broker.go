@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -174,31 +173,9 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 		s.o.Metrics.MapDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	}()
 
-	if err := ValidateRunID(req.RunID); err != nil {
-		return MapResult{}, err
-	}
-	if err := ValidateWorkloadType(req.WorkloadType); err != nil {
-		return MapResult{}, err
-	}
-	w, err := s.o.Workloads.Resolve(ctx, model.WorkloadRequest{RunID: req.RunID, WorkloadType: req.WorkloadType, CallerID: req.Caller.ID, Username: req.Caller.Username, PodToken: req.PodToken})
+	w, in, err := s.resolveOwned(ctx, req)
 	if err != nil {
 		return MapResult{}, err
-	}
-	in := policy.Input{Identity: req.Caller, Workload: w, Request: policy.Request{Method: "POST", Action: "map", ID: req.RequestID}}
-	// A run with no recorded owner belongs to nobody: only policy may allow it.
-	if w.OwnerID == "" || w.OwnerID != req.Caller.ID {
-		foreign := in
-		foreign.Request.Action = ActionMapForeignWorkload
-		ok, err := s.o.Policy.Allow(ctx, foreign)
-		if err != nil {
-			return MapResult{}, fmt.Errorf("policy: %w", err)
-		}
-		if !ok {
-			return MapResult{}, model.Errorf(model.KindForbidden, "not_workload_owner", "run %s was not started by %s", req.RunID, req.Caller.Username)
-		}
-	}
-	if req.DryRun {
-		in.Request.Action = "preview"
 	}
 	snap, err := s.snapshot(ctx)
 	if err != nil {
@@ -209,27 +186,11 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 		return MapResult{}, fmt.Errorf("policy: %w", err)
 	}
 	res = MapResult{Grants: dec.Grants, Workload: w, DecisionID: dec.ID, Subject: s.subject(w)}
-
-	roles := make([]model.RolePair, 0, len(dec.Grants))
-	var proxies []string
-	for _, g := range dec.Grants {
-		roles = append(roles, g.RolePair)
-		if g.UpdateTrustPolicy && !slices.Contains(proxies, g.ProxyIAMRoleARN) {
-			proxies = append(proxies, g.ProxyIAMRoleARN)
-		}
-	}
-	sort.Strings(proxies)
-	ro := s.o.Render
-	if s.o.RoleSessionNameFromUser && ro.RoleSessionName == "" {
-		// Usernames may hold characters STS session names do not.
-		ro.RoleSessionName = awsconfig.SessionName(req.Caller.Username)
-	}
 	// Render before touching IAM: a grant that cannot be rendered changes nothing.
-	cfg, err := awsconfig.Render(roles, ro)
-	if err != nil {
-		return MapResult{}, model.Wrap(model.KindInvalid, "invalid_grant", "cannot render the AWS config for the granted roles", err)
+	if res.Config, err = s.render(dec.Grants, req.Caller.Username); err != nil {
+		return MapResult{}, err
 	}
-	res.Config = cfg
+	proxies := proxiesToUpdate(dec.Grants)
 	if req.DryRun || len(proxies) == 0 {
 		return res, nil
 	}
@@ -240,6 +201,70 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	s.log.Info("mapped workload", "request_id", req.RequestID, "run_id", req.RunID, "user", req.Caller.Username,
 		"subject", res.Subject, "roles", proxies, "decision_id", dec.ID)
 	return res, nil
+}
+
+// resolveOwned validates the request, resolves its workload and checks that
+// the caller may map it: their own run, or a foreign one the policy allows
+// (invariant 6). It returns the policy input for the grants decision.
+func (s *Service) resolveOwned(ctx context.Context, req MapRequest) (model.Workload, policy.Input, error) {
+	if err := ValidateRunID(req.RunID); err != nil {
+		return model.Workload{}, policy.Input{}, err
+	}
+	if err := ValidateWorkloadType(req.WorkloadType); err != nil {
+		return model.Workload{}, policy.Input{}, err
+	}
+	w, err := s.o.Workloads.Resolve(ctx, model.WorkloadRequest{RunID: req.RunID, WorkloadType: req.WorkloadType,
+		CallerID: req.Caller.ID, Username: req.Caller.Username, PodToken: req.PodToken})
+	if err != nil {
+		return model.Workload{}, policy.Input{}, err
+	}
+	in := policy.Input{Identity: req.Caller, Workload: w, Request: policy.Request{Method: "POST", Action: ActionMapForeignWorkload, ID: req.RequestID}}
+	// A run with no recorded owner belongs to nobody: only policy may allow it.
+	if w.OwnerID == "" || w.OwnerID != req.Caller.ID {
+		ok, err := s.o.Policy.Allow(ctx, in)
+		if err != nil {
+			return model.Workload{}, policy.Input{}, fmt.Errorf("policy: %w", err)
+		}
+		if !ok {
+			return model.Workload{}, policy.Input{}, model.Errorf(model.KindForbidden, "not_workload_owner", "run %s was not started by %s", req.RunID, req.Caller.Username)
+		}
+	}
+	in.Request.Action = "map"
+	if req.DryRun {
+		in.Request.Action = "preview"
+	}
+	return w, in, nil
+}
+
+// render writes the AWS config of the granted role pairs.
+func (s *Service) render(grants []model.Grant, username string) (awsconfig.Config, error) {
+	roles := make([]model.RolePair, 0, len(grants))
+	for _, g := range grants {
+		roles = append(roles, g.RolePair)
+	}
+	ro := s.o.Render
+	if s.o.RoleSessionNameFromUser && ro.RoleSessionName == "" {
+		// Usernames may hold characters STS session names do not.
+		ro.RoleSessionName = awsconfig.SessionName(username)
+	}
+	cfg, err := awsconfig.Render(roles, ro)
+	if err != nil {
+		return awsconfig.Config{}, model.Wrap(model.KindInvalid, "invalid_grant", "cannot render the AWS config for the granted roles", err)
+	}
+	return cfg, nil
+}
+
+// proxiesToUpdate lists, sorted and unique, the proxy roles of the grants
+// whose trust policy the broker edits.
+func proxiesToUpdate(grants []model.Grant) []string {
+	var proxies []string
+	for _, g := range grants {
+		if g.UpdateTrustPolicy {
+			proxies = append(proxies, g.ProxyIAMRoleARN)
+		}
+	}
+	slices.Sort(proxies)
+	return slices.Compact(proxies)
 }
 
 // ensureAll writes the subject to every proxy role concurrently; the trust
