@@ -79,11 +79,11 @@ type Broker struct {
 // Build assembles the broker configured by cfg (already validated). Work
 // that runs in the background (pod cache, clean-up, policy reloads) starts
 // with Run; everything Build opened is released by Close.
-func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (b *Broker, err error) {
-	b = &Broker{Metrics: metrics.New(), cfg: cfg, id: replicaID(cfg), log: log}
+func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (_ *Broker, err error) {
+	b := &Broker{Metrics: metrics.New(), cfg: cfg, id: replicaID(cfg), log: log}
 	defer func() {
 		if err != nil {
-			b.Close()
+			b.Close() // what was opened before the failure
 		}
 	}()
 	auth, err := b.identity(ctx, e)
