@@ -31,7 +31,7 @@ testenv: ## Install etcd and build kube-apiserver for the test control plane (ca
 test: testenv ## Run every test with the race detector (Go, Rego, end-to-end).
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-lint: ## gofmt check and go vet.
+lint: ## gofmt check, go vet and the import rules (internal/archtest).
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 ./internal/archtest/
