@@ -6,9 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 
@@ -140,4 +142,24 @@ func (is *TestIssuer) MintClaims(c TokenClaims) (string, error) {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
 	return tok, nil
+}
+
+// StartIssuer serves a new issuer signing with alg on a loopback httptest
+// server, over TLS when useTLS (pool then trusts its certificate; pass it as
+// Options.IssuerCAs; a plain-HTTP issuer needs Options.AllowHTTPIssuers).
+// stop closes the server.
+func StartIssuer(alg jose.SignatureAlgorithm, useTLS bool) (is *TestIssuer, pool *x509.CertPool, stop func(), err error) {
+	if is, err = NewIssuer(alg); err != nil {
+		return nil, nil, nil, err
+	}
+	ts := httptest.NewUnstartedServer(is.Handler())
+	if useTLS {
+		ts.StartTLS()
+		pool = x509.NewCertPool()
+		pool.AddCert(ts.Certificate())
+	} else {
+		ts.Start()
+	}
+	is.URL = ts.URL
+	return is, pool, ts.Close, nil
 }

@@ -32,20 +32,10 @@ func NewTestIssuerTLS(t testing.TB, alg jose.SignatureAlgorithm) (*TestIssuer, *
 
 func startIssuer(t testing.TB, alg jose.SignatureAlgorithm, useTLS bool) (*TestIssuer, *x509.CertPool) {
 	t.Helper()
-	is, err := NewIssuer(alg)
+	is, pool, stop, err := StartIssuer(alg, useTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(is.Handler())
-	var pool *x509.CertPool
-	if useTLS {
-		ts.StartTLS()
-		pool = x509.NewCertPool()
-		pool.AddCert(ts.Certificate())
-	} else {
-		ts.Start()
-	}
-	t.Cleanup(ts.Close)
-	is.URL = ts.URL
+	t.Cleanup(stop)
 	return is, pool
 }

@@ -1,6 +1,6 @@
 // Package awssimtest starts the IAM/STS simulator and OIDC issuers for tests.
-// (Package awssim's own tests cannot import it and keep the same three helpers
-// in awssim/testing_test.go.)
+// (Package awssim's own tests cannot import it: they keep thin copies of
+// these wrappers in awssim/testing_test.go.)
 package awssimtest
 
 import (
@@ -40,20 +40,10 @@ func NewTestIssuerTLS(t testing.TB, alg jose.SignatureAlgorithm) (*awssim.TestIs
 
 func startIssuer(t testing.TB, alg jose.SignatureAlgorithm, useTLS bool) (*awssim.TestIssuer, *x509.CertPool) {
 	t.Helper()
-	is, err := awssim.NewIssuer(alg)
+	is, pool, stop, err := awssim.StartIssuer(alg, useTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(is.Handler())
-	var pool *x509.CertPool
-	if useTLS {
-		ts.StartTLS()
-		pool = x509.NewCertPool()
-		pool.AddCert(ts.Certificate())
-	} else {
-		ts.Start()
-	}
-	t.Cleanup(ts.Close)
-	is.URL = ts.URL
+	t.Cleanup(stop)
 	return is, pool
 }
