@@ -12,7 +12,6 @@ import (
 
 	"github.com/irsa-broker/irsa-broker/core/awsconfig"
 	"github.com/irsa-broker/irsa-broker/core/broker"
-	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
@@ -180,7 +179,7 @@ func (h *handler) updateRoleMapping(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	b, _ := json.Marshal(raw)
-	pair, err := mapping.DecodePair(b)
+	pair, err := model.DecodePair(b)
 	if err != nil {
 		return err
 	}
@@ -211,7 +210,7 @@ func decodePairs(raw json.RawMessage, field string) ([]model.RolePair, error) {
 	}
 	pairs := make([]model.RolePair, 0, len(items))
 	for _, it := range items {
-		pair, err := mapping.DecodePair(it)
+		pair, err := model.DecodePair(it)
 		if err != nil {
 			return nil, err
 		}

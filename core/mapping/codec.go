@@ -31,14 +31,14 @@ func ParseValue(org, value string) (model.Mapping, error) {
 		}
 		m.Multi = true
 		for i, item := range items {
-			p, err := DecodePair(item)
+			p, err := model.DecodePair(item)
 			if err != nil {
 				return model.Mapping{}, pairErr(i, err)
 			}
 			m.Pairs = append(m.Pairs, p)
 		}
 	case raw[0] == '{':
-		p, err := DecodePair(raw)
+		p, err := model.DecodePair(raw)
 		if err != nil {
 			return model.Mapping{}, err
 		}
@@ -57,68 +57,6 @@ func pairErr(i int, err error) error {
 		return &model.ValidationError{Field: ve.Field, Message: fmt.Sprintf("role pair %d: %s", i+1, ve.Message)}
 	}
 	return err
-}
-
-// DecodePair decodes one legacy pair object, e.g. a request body of
-// update_role_mapping or an element of role_data. Both ARNs must be JSON
-// strings holding valid role ARNs; update_iam_role_trust_policy may be a JSON
-// bool or the string "true"/"false" in any case, and is true when missing or
-// null. Unknown fields are ignored. Errors are *ValidationError.
-func DecodePair(raw json.RawMessage) (model.RolePair, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return model.RolePair{}, &model.ValidationError{Field: "mapping", Message: "want a JSON object with iam_role_arn and proxy_iam_role_arn"}
-	}
-	var p model.RolePair
-	var err error
-	if p.IAMRoleARN, err = stringField(fields, "iam_role_arn"); err != nil {
-		return model.RolePair{}, err
-	}
-	if p.ProxyIAMRoleARN, err = stringField(fields, "proxy_iam_role_arn"); err != nil {
-		return model.RolePair{}, err
-	}
-	if p.UpdateTrustPolicy, err = ParseFlag(fields["update_iam_role_trust_policy"]); err != nil {
-		return model.RolePair{}, err
-	}
-	if err := p.Validate(); err != nil {
-		return model.RolePair{}, err
-	}
-	return p, nil
-}
-
-func stringField(fields map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := fields[name]
-	if !ok || string(bytes.TrimSpace(raw)) == "null" {
-		return "", &model.ValidationError{Field: name, Message: "is required"}
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", &model.ValidationError{Field: name, Message: "must be a string"}
-	}
-	return s, nil
-}
-
-// ParseFlag decodes update_iam_role_trust_policy: a JSON bool, or a JSON
-// string "true"/"false" in any case; empty (absent) or null means true.
-func ParseFlag(raw json.RawMessage) (bool, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return true, nil
-	}
-	var b bool
-	if err := json.Unmarshal(raw, &b); err == nil {
-		return b, nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		switch strings.ToLower(s) {
-		case "true":
-			return true, nil
-		case "false":
-			return false, nil
-		}
-	}
-	return false, &model.ValidationError{Field: "update_iam_role_trust_policy", Message: `must be true, false, "true" or "false"`}
 }
 
 // Value encodes m as the legacy stored value: an object for a single pair

@@ -122,19 +122,6 @@ func TestValueFormats(t *testing.T) {
 	}
 }
 
-func TestDecodePair(t *testing.T) {
-	p, err := DecodePair(json.RawMessage(`{"iam_role_arn":"` + assetARN + `","proxy_iam_role_arn":"` + proxyARN + `","update_iam_role_trust_policy":"false"}`))
-	if err != nil || p != (model.RolePair{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: false}) {
-		t.Fatalf("got %+v, %v", p, err)
-	}
-	for _, bad := range []string{`null`, `[]`, `"x"`, `{`, `{"iam_role_arn":null,"proxy_iam_role_arn":"` + proxyARN + `"}`} {
-		var ve *model.ValidationError
-		if _, err := DecodePair(json.RawMessage(bad)); !errors.As(err, &ve) {
-			t.Errorf("DecodePair(%s) err = %v, want *ValidationError", bad, err)
-		}
-	}
-}
-
 func TestMappingValidate(t *testing.T) {
 	ok := model.RolePair{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}
 	tests := []struct {
