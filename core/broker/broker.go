@@ -378,9 +378,9 @@ func (s *Service) verifyProxyRoles(ctx context.Context, m model.Mapping) error {
 		}
 		if err := s.o.ProxyRoles.Verify(ctx, p.ProxyIAMRoleARN); err != nil {
 			if len(m.Pairs) > 1 {
-				return fmt.Errorf("role pair %d: proxy_iam_role_arn: %w", i+1, err)
+				return model.Prefix(fmt.Sprintf("role pair %d: proxy_iam_role_arn", i+1), err)
 			}
-			return fmt.Errorf("proxy_iam_role_arn: %w", err)
+			return model.Prefix("proxy_iam_role_arn", err)
 		}
 	}
 	return nil

@@ -874,7 +874,7 @@ func TestPutMapping(t *testing.T) {
 		wantCode     string
 		wantVerified []string
 		wantStored   bool
-		wantInError  string // err.Error() contains it
+		wantInError  string // the message the caller sees contains it
 	}{
 		{name: "single pair", m: validMapping, wantVerified: []string{proxyA}, wantStored: true},
 		{
@@ -922,8 +922,8 @@ func TestPutMapping(t *testing.T) {
 			})
 			err := h.svc.PutMapping(context.Background(), alice, tt.m, "req-4")
 			wantClassified(t, err, tt.wantKind, tt.wantCode)
-			if tt.wantInError != "" && !strings.Contains(err.Error(), tt.wantInError) {
-				t.Errorf("err = %q, want it to contain %q", err, tt.wantInError)
+			if _, _, msg := model.Classify(err); tt.wantInError != "" && !strings.Contains(msg, tt.wantInError) {
+				t.Errorf("message the caller sees = %q, want it to contain %q", msg, tt.wantInError)
 			}
 			if single := len(tt.m.Pairs) == 1; single && err != nil && strings.Contains(err.Error(), "role pair") {
 				t.Errorf("err = %q names a pair number for a single-pair mapping", err)

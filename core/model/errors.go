@@ -80,6 +80,27 @@ func Wrap(kind Kind, code, message string, err error) *Error {
 	return &Error{Kind: kind, Code: code, Message: message, Err: err}
 }
 
+// Prefix adds context to err, in its text and in the message the caller
+// sees, keeping its classification: Prefix("role pair 2", err) reads
+// "role pair 2: <message>". An unclassified err stays unclassified.
+func Prefix(prefix string, err error) error {
+	kind, code, message := Classify(err)
+	if kind == KindInternal {
+		return fmt.Errorf("%s: %w", prefix, err)
+	}
+	return &prefixed{prefix: prefix, kind: kind, code: code, message: message, err: err}
+}
+
+type prefixed struct {
+	prefix, code, message string
+	kind                  Kind
+	err                   error
+}
+
+func (e *prefixed) Error() string                    { return e.prefix + ": " + e.err.Error() }
+func (e *prefixed) Unwrap() error                    { return e.err }
+func (e *prefixed) Classify() (Kind, string, string) { return e.kind, e.code, e.prefix + ": " + e.message }
+
 // Invalid returns a KindInvalid error.
 func Invalid(code, format string, args ...any) *Error {
 	return Errorf(KindInvalid, code, format, args...)

@@ -36,6 +36,13 @@ func TestClassify(t *testing.T) {
 	if got := Wrap(KindUpstream, "x", "msg", cause).Error(); got != "msg: connection refused" {
 		t.Errorf("Error() = %q: the cause belongs in logs", got)
 	}
+	p := Prefix("role pair 2", &ValidationError{Field: "iam_role_arn", Message: "bad"})
+	if k, c, m := Classify(p); k != KindInvalid || c != "invalid_mapping" || m != "role pair 2: iam_role_arn: bad" {
+		t.Errorf("Prefix: Classify = (%v, %q, %q)", k, c, m)
+	}
+	if got := Prefix("x", cause); got.Error() != "x: connection refused" || !errors.Is(got, cause) {
+		t.Errorf("Prefix of an unclassified error = %v", got)
+	}
 	if KindThrottled.String() != "throttled" || Kind(99).String() != "kind(99)" {
 		t.Error("Kind.String")
 	}
