@@ -35,10 +35,7 @@ func TestMapThenSDKChain(t *testing.T) {
 	tok := podToken(t, pod)
 	sub := subject(computeNS, "run-chain1")
 
-	code, body := mapRun(t, env.main, "alice-token", "chain1", tok)
-	if code != 200 {
-		t.Fatalf("map: %d %s", code, body)
-	}
+	body := mapSeen(t, env.main, "alice-token", "chain1", tok)
 	if !strings.Contains(body, "role_arn="+env.assetARNs[0]) || !strings.Contains(body, "web_identity_token_file = "+env.tokenFile) {
 		t.Fatalf("config:\n%s", body)
 	}
@@ -89,7 +86,7 @@ func TestMapThenSDKChain(t *testing.T) {
 	}
 
 	// The trust change is an Event on the pod.
-	eventually(t, 10*time.Second, "TrustPolicySubjectAdded event", func() bool {
+	eventually(t, "TrustPolicySubjectAdded event", func() bool {
 		evs, err := env.cs.CoreV1().Events(computeNS).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
 		if err != nil {
 			t.Fatal(err)
@@ -103,7 +100,7 @@ func TestMapThenSDKChain(t *testing.T) {
 	})
 
 	deletePod(t, pod)
-	eventually(t, 20*time.Second, "subject removed after pod deletion", func() bool { return !hasSubject(t, 0, sub) })
+	eventually(t, "subject removed after pod deletion", func() bool { return !hasSubject(t, 0, sub) })
 	// The pod's token died with it.
 	if code, _ := mapRun(t, env.main, "alice-token", "chain1", tok); code != 404 && code != 403 {
 		t.Fatalf("map after the pod is gone: %d", code)
@@ -119,9 +116,7 @@ func TestRequirePodToken(t *testing.T) {
 	if code, body := mapRun(t, b, "alice-token", "strict1", ""); code != 403 || !strings.Contains(body, "pod_token_required") {
 		t.Fatalf("without pod token: %d %s", code, body)
 	}
-	if code, body := mapRun(t, b, "alice-token", "strict1", podToken(t, pod)); code != 200 {
-		t.Fatalf("with pod token: %d %s", code, body)
-	}
+	mapSeen(t, b, "alice-token", "strict1", podToken(t, pod))
 }
 
 // TestReplicasLoseNoSubject: 3 replicas, 300 concurrent map requests over
@@ -286,19 +281,19 @@ func TestServiceAccountEndpoint(t *testing.T) {
 func TestRestartRebuildsState(t *testing.T) {
 	const ns = "restart-compute"
 	args := []string{"--compute-namespace", ns, "--leader-election=false", "--cleanup-interval=0"}
-	b, err := startBroker(context.Background(), "restart-1", args...)
+	ctx, cancel := testContext(t)
+	defer cancel()
+	b, err := startBroker(ctx, "restart-1", args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := runPod(t, ns, "rs-old", "u-alice")
-	if code, body := mapRun(t, b, "alice-token", "rs-old", ""); code != 200 {
-		b.stop()
-		t.Fatalf("map: %d %s", code, body)
-	}
-	b.stop()
+	func() {
+		defer b.stop()
+		mapSeen(t, b, "alice-token", "rs-old", "")
+	}()
 	sub := subject(ns, "run-rs-old")
 	deletePod(t, old)
-	time.Sleep(500 * time.Millisecond)
 	if !hasSubject(t, 0, sub) {
 		t.Fatal("subject removed although no broker watched this namespace")
 	}
@@ -306,7 +301,12 @@ func TestRestartRebuildsState(t *testing.T) {
 	defer deletePod(t, fresh)
 
 	b2 := startTestBroker(t, "restart-2", args...)
-	eventually(t, 20*time.Second, "stale subject removed after restart", func() bool { return !hasSubject(t, 0, sub) })
+	eventually(t, "stale subject removed after restart", func() bool { return !hasSubject(t, 0, sub) })
+	// It was the new broker's start-up reconcile that took it out (no broker
+	// saw the pod go: a removal on the pod's deletion would say pod-gone).
+	eventually(t, "restart-2 logging the reconcile's removal of "+sub, func() bool {
+		return b2.logged("trust policy changed", "op", "remove", "cause", "reconcile", "role", env.roleARNs[0], "subject", sub)
+	})
 	if code, body := mapRun(t, b2, "alice-token", "rs-new", podToken(t, fresh)); code != 200 {
 		t.Fatalf("map after restart: %d %s", code, body)
 	}
@@ -320,6 +320,10 @@ func TestRestartRebuildsState(t *testing.T) {
 func TestPerUserServiceAccounts(t *testing.T) {
 	const ns = "restart-compute"
 	b := startTestBroker(t, "per-user", "--compute-namespace", ns, "--per-user-service-accounts", "--leader-election=false", "--cleanup-interval=0")
+	// Clean-up starts after readiness, and ignores pods that go before it
+	// leads (its first reconcile covers them): wait for that reconcile, so
+	// that the departures below go through the watch.
+	eventually(t, "per-user's clean-up to lead and reconcile", func() bool { return b.logged("reconciled") })
 	saName, err := kube.UserServiceAccountName("alice")
 	if err != nil {
 		t.Fatal(err)
@@ -330,19 +334,38 @@ func TestPerUserServiceAccounts(t *testing.T) {
 	p1 := createPod(t, ns, "pu-1-pod", "pu-1", "u-alice", saName)
 	p2 := createPod(t, ns, "pu-2-pod", "pu-2", "u-alice", saName)
 	for _, run := range []string{"pu-1", "pu-2"} {
-		if code, body := mapRun(t, b, "alice-token", run, ""); code != 200 {
-			t.Fatalf("map %s: %d %s", run, code, body)
-		}
+		mapSeen(t, b, "alice-token", run, "")
 	}
 	sub := subject(ns, saName)
 	if !hasSubject(t, 0, sub) {
 		t.Fatal("per-user subject missing")
 	}
+	// A marker: carol's run in the same namespace, mapped, then ended after
+	// p1. The broker handles pod departures in the order its watch delivers
+	// them, so once carol's subject is gone, p1's departure has been handled.
+	carolSA, err := kube.UserServiceAccountName("carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, http.MethodPost, b.url+"/service_account", "admin-token", map[string]string{"service_account_name": carolSA}); code != 200 {
+		t.Fatalf("create %s: %d %s", carolSA, code, body)
+	}
+	marker := createPod(t, ns, "pu-marker-pod", "pu-marker", "u-carol", carolSA)
+	mapSeen(t, b, "carol-token", "pu-marker", "")
+	markerSub := subject(ns, carolSA)
 	deletePod(t, p1)
-	time.Sleep(time.Second)
+	deletePod(t, marker)
+	eventually(t, "the marker's subject removed (p1's departure handled before it)", func() bool {
+		for r := range nRoles {
+			if hasSubject(t, r, markerSub) {
+				return false
+			}
+		}
+		return true
+	})
 	if !hasSubject(t, 0, sub) {
 		t.Fatal("subject removed while another pod of the user runs")
 	}
 	deletePod(t, p2)
-	eventually(t, 20*time.Second, "per-user subject removed", func() bool { return !hasSubject(t, 0, sub) })
+	eventually(t, "per-user subject removed", func() bool { return !hasSubject(t, 0, sub) })
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/irsa-broker/irsa-broker/core/kube"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
 // TestConfigMapStoreRacingWriters: two stores (two clients, as two
@@ -38,7 +39,7 @@ func TestConfigMapStoreRacingWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range perWriter {
-				m := mapping.Mapping{Org: fmt.Sprintf("w%d-org-%02d", w, i), Pairs: []mapping.RolePair{
+				m := model.Mapping{Org: fmt.Sprintf("w%d-org-%02d", w, i), Pairs: []model.RolePair{
 					{IAMRoleARN: env.assetARNs[0], ProxyIAMRoleARN: env.roleARNs[0], UpdateTrustPolicy: true}}}
 				if err := st.Put(ctx, m); err != nil {
 					errs <- err
@@ -70,6 +71,11 @@ func TestConfigMapStoreRacingWriters(t *testing.T) {
 		}
 	}
 }
+
+// holdWork models the work a replica does while it holds a role's Lease
+// (a trust-policy round); it widens the window in which two holders would
+// overlap. Not a synchronisation.
+const holdWork = 2 * time.Millisecond
 
 // TestRoleLeaseLock: lockers of four "replicas" never hold one role's
 // Lease at once; a holder that stops renewing loses it after its duration.
@@ -105,7 +111,7 @@ func TestRoleLeaseLock(t *testing.T) {
 						break
 					}
 				}
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(holdWork) // models work done under the lock
 				inside.Add(-1)
 				total.Add(1)
 				unlock()

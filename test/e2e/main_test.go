@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,9 +28,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/irsa-broker/irsa-broker/core/kube"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
+	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/internal/awssim"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/test/kubetest"
 )
 
@@ -60,6 +63,7 @@ var env struct {
 	roleARNs   [nRoles]string // proxy roles
 	assetARNs  [nRoles]string
 	roleNames  [nRoles]string
+	start      time.Time // when the test binary started, for testContext
 }
 
 func TestMain(m *testing.M) {
@@ -67,6 +71,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	env.start = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	fail := func(format string, a ...any) int {
@@ -161,7 +166,7 @@ func setupWorld(ctx context.Context) error {
 			return err
 		}
 		env.roleNames[i] = name
-		if err := store.Put(ctx, mapping.Mapping{Org: fmt.Sprintf("org-%d", i), Pairs: []mapping.RolePair{
+		if err := store.Put(ctx, model.Mapping{Org: fmt.Sprintf("org-%d", i), Pairs: []model.RolePair{
 			{IAMRoleARN: env.assetARNs[i], ProxyIAMRoleARN: env.roleARNs[i], UpdateTrustPolicy: true}}}); err != nil {
 			return err
 		}
@@ -254,28 +259,57 @@ func startBroker(ctx context.Context, name string, extra ...string) (*brokerProc
 		p.url = "http://" + a
 	case <-p.done:
 		return nil, fmt.Errorf("broker %s exited:\n%s", name, p.logText())
-	case <-time.After(60 * time.Second):
-		p.stop()
-		return nil, fmt.Errorf("broker %s did not listen within 60s:\n%s", name, p.logText())
 	case <-ctx.Done():
 		p.stop()
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("broker %s did not listen: %w\n%s", name, ctx.Err(), p.logText())
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return p, nil
+	err = kubetest.Poll(ctx, 100*time.Millisecond, "broker "+name+" /readyz", func() (bool, error) {
+		select {
+		case <-p.done:
+			return false, errors.New("the broker exited")
+		default:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/readyz", nil)
+		if err != nil {
+			return false, err
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, kubetest.Retry(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return false, kubetest.Retry(fmt.Errorf("/readyz: %s", res.Status))
+		}
+		return true, nil
+	})
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%w\n%s", err, p.logText())
+	}
+	return p, nil
+}
+
+// logged reports whether p logged a record with message msg and the given
+// fields (pairs of key and value, compared as text).
+func (p *brokerProc) logged(msg string, kv ...string) bool {
+	for _, line := range strings.Split(p.logText(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["@message"] != msg {
+			continue
+		}
+		match := true
+		for i := 0; i+1 < len(kv); i += 2 {
+			if v, ok := rec[kv[i]]; !ok || fmt.Sprint(v) != kv[i+1] {
+				match = false
+				break
 			}
 		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("broker %s not ready within 60s:\n%s", name, p.logText())
+		if match {
+			return true
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return false
 }
 
 func (p *brokerProc) logText() string {
@@ -283,6 +317,10 @@ func (p *brokerProc) logText() string {
 	defer p.mu.Unlock()
 	return p.logs.String()
 }
+
+// stopGrace is how long a broker may take to shut down after SIGTERM
+// before it is killed; a grace period, not a synchronisation.
+const stopGrace = 15 * time.Second
 
 // stop sends SIGTERM and waits for the process to exit.
 func (p *brokerProc) stop() {
@@ -292,7 +330,7 @@ func (p *brokerProc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(15 * time.Second):
+	case <-time.After(stopGrace):
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
@@ -302,7 +340,9 @@ func (p *brokerProc) stop() {
 // printing its logs when the test failed.
 func startTestBroker(t testing.TB, name string, extra ...string) *brokerProc {
 	t.Helper()
-	p, err := startBroker(context.Background(), name, extra...)
+	ctx, cancel := testContext(t)
+	defer cancel()
+	p, err := startBroker(ctx, name, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,6 +400,26 @@ func mapRun(t testing.TB, p *brokerProc, userToken, runID, podToken string) (int
 	return call(t, http.MethodPost, p.url+"/map_iam_roles_to_pod_sa", userToken, map[string]string{"run_id": runID}, h...)
 }
 
+// mapSeen maps runID through p and returns the config, retrying the 404
+// of a broker whose pod cache has not yet seen a pod just created; any
+// other answer fails the test.
+func mapSeen(t testing.TB, p *brokerProc, userToken, runID, podToken string) string {
+	t.Helper()
+	var body string
+	poll(t, 5*time.Millisecond, "broker "+p.name+" mapping "+runID, func() (bool, error) {
+		code, b := mapRun(t, p, userToken, runID, podToken)
+		body = b
+		switch code {
+		case http.StatusOK:
+			return true, nil
+		case http.StatusNotFound:
+			return false, kubetest.Retry(fmt.Errorf("map: %d %s", code, b))
+		}
+		return false, fmt.Errorf("map: %d %s", code, b)
+	})
+	return body
+}
+
 // runPod creates run runID's service account and Pending pod in ns.
 func runPod(t testing.TB, ns, runID, userID string) *corev1.Pod {
 	t.Helper()
@@ -376,7 +436,7 @@ func createPod(t testing.TB, ns, name, runID, userID, sa string) *corev1.Pod {
 	no := false
 	p, err := env.cs.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-			kube.LabelExecutionID: runID, kube.LabelStartingUser: userID, "dominodatalab.com/workload-type": "Workspace"}},
+			brokerapi.LabelExecutionID: runID, brokerapi.LabelStartingUser: userID, "dominodatalab.com/workload-type": "Workspace"}},
 		Spec: corev1.PodSpec{ServiceAccountName: sa, AutomountServiceAccountToken: &no,
 			Containers: []corev1.Container{{Name: "run", Image: "example.invalid/run:1"}}},
 	}, metav1.CreateOptions{})
@@ -449,13 +509,43 @@ func hasSubject(t testing.TB, role int, sub string) bool {
 	return false
 }
 
-func eventually(t testing.TB, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
+// reportMargin is kept from a test's deadline so that a wait that runs
+// out fails the test with a message (and its clean-ups run) before the
+// test binary's timeout panics.
+const reportMargin = 10 * time.Second
+
+// testContext ends at tb's deadline less reportMargin: at the -timeout of
+// the test binary, counted from its start for benchmarks, which have no
+// Deadline. Without -timeout it has no deadline.
+func testContext(tb testing.TB) (context.Context, context.CancelFunc) {
+	var deadline time.Time
+	if d, ok := tb.(interface{ Deadline() (time.Time, bool) }); ok {
+		deadline, _ = d.Deadline()
+	} else if f := flag.Lookup("test.timeout"); f != nil {
+		if timeout, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && timeout > 0 {
+			deadline = env.start.Add(timeout)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	if deadline.IsZero() {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithDeadline(context.Background(), deadline.Add(-reportMargin))
+}
+
+// poll checks cond every interval until it holds, within the test's
+// deadline (testContext); cond's error fails the test at once, unless made
+// by kubetest.Retry.
+func poll(tb testing.TB, interval time.Duration, what string, cond func() (bool, error)) {
+	tb.Helper()
+	ctx, cancel := testContext(tb)
+	defer cancel()
+	if err := kubetest.Poll(ctx, interval, what, cond); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// eventually waits, within the test's deadline, until ok holds.
+func eventually(tb testing.TB, what string, ok func() bool) {
+	tb.Helper()
+	poll(tb, 20*time.Millisecond, what, func() (bool, error) { return ok(), nil })
 }
