@@ -46,6 +46,12 @@ type Options struct {
 	ExtraAPIServerArgs []string
 	// StartTimeout bounds the start; 2 minutes when zero.
 	StartTimeout time.Duration
+	// Address is where the API server listens and what it advertises
+	// (default 127.0.0.1); a node in a network namespace reaches it there.
+	Address string
+	// ServiceCIDR is the Service IP range (default 10.0.0.0/24); its first
+	// address (Service "kubernetes") is in the serving certificate.
+	ServiceCIDR string
 }
 
 // ControlPlane is a running etcd + kube-apiserver.
@@ -65,8 +71,10 @@ type ControlPlane struct {
 	// Dir holds the logs (etcd.log, kube-apiserver.log).
 	Dir string
 
-	ownDir  bool
-	etcd    *exec.Cmd
+	ownDir      bool
+	address     string
+	serviceCIDR string
+	etcd        *exec.Cmd
 	apiserv *exec.Cmd
 }
 
@@ -109,7 +117,18 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 			cp.Stop()
 		}
 	}()
-	if err := cp.writeCredentials(); err != nil {
+	if o.Address == "" {
+		o.Address = "127.0.0.1"
+	}
+	if o.ServiceCIDR == "" {
+		o.ServiceCIDR = "10.0.0.0/24"
+	}
+	serviceIP, err := firstIP(o.ServiceCIDR)
+	if err != nil {
+		return nil, err
+	}
+	cp.address, cp.serviceCIDR = o.Address, o.ServiceCIDR
+	if err := cp.writeCredentials(net.ParseIP(o.Address), serviceIP); err != nil {
 		return nil, err
 	}
 	etcdURL, err := cp.startEtcd(ctx, o.Etcd)
@@ -197,9 +216,12 @@ func stopProcess(c *exec.Cmd) {
 
 func (cp *ControlPlane) path(name string) string { return filepath.Join(cp.Dir, name) }
 
+// CAFile is the CA that signed the API server's certificate, as a file.
+func (cp *ControlPlane) CAFile() string { return cp.path("ca.crt") }
+
 // writeCredentials writes a CA, the API server's serving certificate, the
 // service-account signing key and the static token file.
-func (cp *ControlPlane) writeCredentials() error {
+func (cp *ControlPlane) writeCredentials(address, serviceIP net.IP) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -226,7 +248,7 @@ func (cp *ControlPlane) writeCredentials() error {
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), address, serviceIP},
 		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, srvKey.Public(), caKey)
@@ -259,9 +281,9 @@ func (cp *ControlPlane) writeCredentials() error {
 	return nil
 }
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// freePort returns a port of address nobody listens on right now.
+func freePort(address string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
 	if err != nil {
 		return 0, err
 	}
@@ -298,8 +320,8 @@ func (cp *ControlPlane) logTail(name string) string {
 func (cp *ControlPlane) startEtcd(ctx context.Context, bin string) (string, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		client, err1 := freePort()
-		peer, err2 := freePort()
+		client, err1 := freePort("127.0.0.1")
+		peer, err2 := freePort("127.0.0.1")
 		if err := errors.Join(err1, err2); err != nil {
 			return "", fmt.Errorf("kubetest: %w", err)
 		}
@@ -330,15 +352,15 @@ func (cp *ControlPlane) startEtcd(ctx context.Context, bin string) (string, erro
 func (cp *ControlPlane) startAPIServer(ctx context.Context, bin, etcdURL string, extra []string) error {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := freePort(cp.address)
 		if err != nil {
 			return fmt.Errorf("kubetest: %w", err)
 		}
-		host := "127.0.0.1:" + strconv.Itoa(port)
+		host := net.JoinHostPort(cp.address, strconv.Itoa(port))
 		issuer := "https://" + host
 		args := []string{
 			"--etcd-servers=" + etcdURL,
-			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+			"--bind-address=" + cp.address, "--advertise-address=" + cp.address, "--secure-port=" + strconv.Itoa(port),
 			"--tls-cert-file=" + cp.path("serving.crt"), "--tls-private-key-file=" + cp.path("serving.key"),
 			"--token-auth-file=" + cp.path("tokens.csv"),
 			"--authorization-mode=RBAC", "--anonymous-auth=true",
@@ -346,7 +368,7 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, bin, etcdURL string,
 			"--service-account-key-file=" + cp.path("sa.key"),
 			"--service-account-signing-key-file=" + cp.path("sa.key"),
 			"--api-audiences=" + issuer,
-			"--service-cluster-ip-range=10.0.0.0/24",
+			"--service-cluster-ip-range=" + cp.serviceCIDR,
 			"--cert-dir=" + cp.path("certs"),
 			"--enable-priority-and-fairness=false",
 			"--profiling=false",
@@ -485,4 +507,19 @@ func (cp *ControlPlane) allowAnonymousDiscovery(ctx context.Context) error {
 
 func tlsConfig(pool *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// firstIP is the first host address of cidr (10.0.0.0/24 → 10.0.0.1).
+func firstIP(cidr string) (net.IP, error) {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return nil, fmt.Errorf("kubetest: service CIDR: %w", err)
+	}
+	ip := n.IP.To4()
+	if ip == nil {
+		return nil, fmt.Errorf("kubetest: service CIDR %s is not IPv4", cidr)
+	}
+	ip = append(net.IP(nil), ip...)
+	ip[3]++
+	return ip, nil
 }
