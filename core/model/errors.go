@@ -97,9 +97,11 @@ type prefixed struct {
 	err                   error
 }
 
-func (e *prefixed) Error() string                    { return e.prefix + ": " + e.err.Error() }
-func (e *prefixed) Unwrap() error                    { return e.err }
-func (e *prefixed) Classify() (Kind, string, string) { return e.kind, e.code, e.prefix + ": " + e.message }
+func (e *prefixed) Error() string { return e.prefix + ": " + e.err.Error() }
+func (e *prefixed) Unwrap() error { return e.err }
+func (e *prefixed) Classify() (Kind, string, string) {
+	return e.kind, e.code, e.prefix + ": " + e.message
+}
 
 // Invalid returns a KindInvalid error.
 func Invalid(code, format string, args ...any) *Error {

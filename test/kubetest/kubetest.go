@@ -75,7 +75,7 @@ type ControlPlane struct {
 	address     string
 	serviceCIDR string
 	etcd        *exec.Cmd
-	apiserv *exec.Cmd
+	apiserv     *exec.Cmd
 }
 
 const adminToken = "kubetest-admin-token"
