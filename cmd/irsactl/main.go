@@ -12,7 +12,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -24,14 +26,15 @@ import (
 const usage = `irsactl: a client for irsa-broker.
 
 Usage:
-  irsactl whoami                      the caller identity of the AWS SDK's default chain
-                                      (AWS_PROFILE, AWS_CONFIG_FILE, AWS_ENDPOINT_URL_STS, ...)
+  irsactl whoami [-wait 2m]           the caller identity of the AWS SDK's default chain
+                                      (AWS_PROFILE, AWS_CONFIG_FILE, AWS_ENDPOINT_URL_STS, ...);
+                                      -wait retries until it answers
   irsactl map -broker URL -run-id ID  POST /map_iam_roles_to_pod_sa and print the config
                                       (token from -token or IRSA_TOKEN)
 `
 
 func main() {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -48,17 +51,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	switch args[0] {
 	case "whoami":
-		cfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
+		fs := flag.NewFlagSet("whoami", flag.ContinueOnError)
+		wait := fs.Duration("wait", 0, "retry (every second) until the chain answers or this long has passed, e.g. while the sidecar writes the config")
+		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "Account: %s\nArn:     %s\nUserId:  %s\n", deref(id.Account), deref(id.Arn), deref(id.UserId))
-		return nil
+		return whoami(ctx, out, *wait)
 	case "map":
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
 		fs := flag.NewFlagSet("map", flag.ContinueOnError)
 		broker := fs.String("broker", "http://127.0.0.1:6000", "broker URL")
 		runID := fs.String("run-id", "", "run id")
@@ -103,4 +104,37 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// whoami prints the identity the SDK's default chain ends up with, retrying
+// for up to wait.
+func whoami(ctx context.Context, out io.Writer, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := callerIdentity(ctx, out)
+		if err == nil || !time.Now().Before(deadline) {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "irsactl: retrying:", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func callerIdentity(ctx context.Context, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return err
+	}
+	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Account: %s\nArn:     %s\nUserId:  %s\n", deref(id.Account), deref(id.Arn), deref(id.UserId))
+	return nil
 }
