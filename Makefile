@@ -6,6 +6,7 @@ BINARIES := irsa-broker irsa-sidecar irsactl
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1x
+IMAGES_DIR ?= $(BIN)/images
 
 .DEFAULT_GOAL := help
 
@@ -21,12 +22,16 @@ build: ## Build every binary into bin/.
 	@mkdir -p $(BIN)
 	@for b in $(BINARIES); do echo "go build ./cmd/$$b"; CGO_ENABLED=0 $(GO) build -o $(BIN)/$$b ./cmd/$$b || exit 1; done
 
+images: ## Build the OCI image archives (irsa-broker, irsa-sidecar, pause) into bin/images/ (IMAGES_DIR) with buildah.
+	@bash test/testenv/setup.sh --tools
+	IRSA_IMAGES_DIR=$(IMAGES_DIR) bash deploy/images/build.sh
+
 generate: ## Regenerate the plugin protocol code (needs Debian's protobuf-compiler).
 	$(GO) generate ./plugins/sdk/
 
 ##@ Quality
-testenv: ## Install etcd and build kube-apiserver for the test control plane (cached; idempotent).
-	bash test/testenv/setup.sh >/dev/null
+testenv: ## Install and build the test cluster: etcd, Kubernetes binaries, CoreDNS, containerd, buildah (cached; idempotent).
+	bash test/testenv/setup.sh --node >/dev/null
 
 test: testenv ## Run every test with the race detector (Go, Rego, end-to-end).
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
@@ -47,4 +52,4 @@ bench: ## Run the benchmarks; figures print side by side with their baselines.
 	$(GO) test -run '^$$' -bench . -benchmem ./core/policy/ ./core/identity/
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) ./core/trust/ ./test/bench/ ./test/e2e/ ./sidecar/...
 
-.PHONY: help demo build generate testenv test lint fuzz bench
+.PHONY: help demo build images generate testenv test lint fuzz bench
