@@ -97,8 +97,9 @@ type Agent struct {
 }
 
 type call struct {
-	done chan struct{}
-	out  Outcome
+	done    chan struct{}
+	out     Outcome
+	callers int // Refresh calls sharing this one, under Agent.mu (tests read it)
 }
 
 type state struct {
@@ -218,6 +219,7 @@ func (a *Agent) Refresh(ctx context.Context) Outcome {
 			close(c.done)
 		}()
 	}
+	c.callers++
 	a.mu.Unlock()
 	select {
 	case <-c.done:

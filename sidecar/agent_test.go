@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/sidecar/backoff"
 	"github.com/irsa-broker/irsa-broker/sidecar/brokerclient"
 )
@@ -442,6 +443,8 @@ func TestRefreshCoalesced(t *testing.T) {
 	a := newAgent(t, e.config0("http://broker"), Deps{Broker: fb, STS: &fakeSTS{}})
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release() // a failure below lets the blocked requests, and srv.Close, finish
 	const n = 8
 	var wg sync.WaitGroup
 	var okCount atomic.Int32
@@ -455,13 +458,16 @@ func TestRefreshCoalesced(t *testing.T) {
 			}
 		}()
 	}
-	// Let every request arrive while the first refresh is blocked in the broker.
-	deadline := time.Now().Add(5 * time.Second)
-	for fb.Calls() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	close(gate)
+	// Every request shares the first refresh, blocked in the broker.
+	polltest.Until(t, fmt.Sprint(n, " callers sharing the refresh in flight"), func() bool {
+		if c := fb.Calls(); c > 1 {
+			t.Fatalf("broker calls = %d while the first is blocked, want 1 (coalesced)", c)
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.inflight != nil && a.inflight.callers == n
+	})
+	release()
 	wg.Wait()
 	if okCount.Load() != n {
 		t.Errorf("%d of %d callers got the outcome", okCount.Load(), n)
@@ -590,7 +596,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, log, Deps{}, ln) }()
 	base := "http://" + ln.Addr().String()
-	waitReady(t, base, 5*time.Second)
+	waitReady(t, base)
 	if readFile(t, e.config) != twoProfiles {
 		t.Error("config not written")
 	}
@@ -679,20 +685,15 @@ func getJSON(t testing.TB, url string, v any) int {
 	return code
 }
 
-// waitReady polls /readyz until 200 or the timeout.
-func waitReady(t testing.TB, base string, timeout time.Duration) time.Duration {
+// waitReady waits until base answers /readyz with 200.
+func waitReady(t testing.TB, base string) {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < timeout {
+	polltest.UntilErr(t, base+"/readyz 200", func() (bool, error) {
 		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return time.Since(start)
-			}
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready after %v", base, timeout)
-	return 0
+		resp.Body.Close()
+		return resp.StatusCode == 200, fmt.Errorf("HTTP %d", resp.StatusCode)
+	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 )
 
 // Tests against the dev stack: the real broker, the IAM/STS simulator and the
@@ -285,16 +286,12 @@ func TestDevStackPropagationDelay(t *testing.T) {
 	base, _ := startDaemon(t, cfg, Deps{})
 
 	sawWrittenNotReady := false
-	deadline := start.Add(15 * time.Second)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
-		}
+	polltest.Until(t, "/readyz 200", func() bool {
 		code, _ := get(t, base+"/readyz")
 		var s Status
 		getJSON(t, base+"/status", &s)
 		if code == 200 {
-			break
+			return true
 		}
 		if s.Ready || s.Verification.State == VerifyOK {
 			t.Fatalf("/readyz %d while /status says ready=%v state=%s", code, s.Ready, s.Verification.State)
@@ -302,8 +299,8 @@ func TestDevStackPropagationDelay(t *testing.T) {
 		if _, err := os.Stat(e.config); err == nil && len(s.Profiles) == 2 {
 			sawWrittenNotReady = true
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
 	elapsed := time.Since(start)
 	var s Status
 	getJSON(t, base+"/status", &s)
@@ -355,7 +352,7 @@ func TestDevStackBrokerDownAtStart(t *testing.T) {
 	base, stopDaemon := startDaemon(t, cfg, Deps{VerifyRetry: backoffFast})
 
 	var s Status
-	waitFor(t, 10*time.Second, func() bool {
+	polltest.Until(t, "three failures against the closed port", func() bool {
 		getJSON(t, base+"/status", &s)
 		return s.ConsecutiveFailures >= 3
 	})
@@ -371,7 +368,7 @@ func TestDevStackBrokerDownAtStart(t *testing.T) {
 	if err := os.WriteFile(e.token, []byte(workloadToken(t, st.BrokerURL, "late-broker-1")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, base, 10*time.Second)
+	waitReady(t, base)
 	getJSON(t, base+"/status", &s)
 	if len(s.Profiles) != 1 || s.ConsecutiveFailures != 0 || s.Verification.State != VerifyOK {
 		t.Errorf("status after recovery = %+v", s)
@@ -445,16 +442,5 @@ func TestDevStackOnce(t *testing.T) {
 	}
 	if b, err := os.ReadFile(e.config); err != nil || !strings.Contains(string(b), "[profile src_") {
 		t.Errorf("config = %q, %v", b, err)
-	}
-}
-
-func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

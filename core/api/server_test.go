@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 )
 
 func writeCert(t *testing.T, dir string, serial int64) *x509.Certificate {
@@ -77,9 +79,9 @@ func TestServeTLSReload(t *testing.T) {
 		t.Fatalf("serial = %d", s)
 	}
 	writeCert(t, dir, 2)
-	waitFor(t, "the rotated certificate", func() bool { return serial() == 2 })
+	polltest.Until(t, "the rotated certificate", func() bool { return serial() == 2 })
 	os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("garbage"), 0o600)
-	waitFor(t, "the broken file to be refused", func() bool { return logs.contains("keeping the previous certificate") })
+	polltest.Until(t, "the broken file to be refused", func() bool { return logs.contains("keeping the previous certificate") })
 	if s := serial(); s != 2 {
 		t.Fatalf("broken file: serial = %d", s)
 	}
@@ -91,22 +93,6 @@ func TestServeTLSReload(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after cancel")
-	}
-}
-
-// waitFor polls cond every 5ms until it holds, failing after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
 	}
 }
 

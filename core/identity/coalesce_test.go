@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -48,7 +49,7 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 		}()
 	}
 	// Answer once all callers wait for the one provider call.
-	eventually(t, 10*time.Second, "20 callers waiting", func() bool { return a.waiting.Load() == 20 })
+	polltest.Until(t, "20 callers waiting", func() bool { return a.waiting.Load() == 20 })
 	close(p.release)
 	wg.Wait()
 	close(errs)
@@ -67,7 +68,7 @@ func TestWaiterHonorsItsContext(t *testing.T) {
 	defer close(p.release)
 	a := New(p, Options{})
 	go a.Authenticate(context.Background(), sdk.Credentials{Token: "t"})
-	eventually(t, 10*time.Second, "the provider call", func() bool { return p.calls.Load() == 1 })
+	polltest.Until(t, "the provider call", func() bool { return p.calls.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := a.Authenticate(ctx, sdk.Credentials{Token: "t"}); !errors.Is(err, sdk.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {

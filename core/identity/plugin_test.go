@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/core/metrics"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk/sdktest"
 )
@@ -162,7 +163,7 @@ func TestCrashedPluginRestarts(t *testing.T) {
 	// While it is down, calls fail at once with a retry hint: answered
 	// without calling the plugin (outcome "down"), so no call can hang.
 	var down *UnavailableError
-	eventually(t, 5*time.Second, "the plugin to be marked down", func() bool {
+	polltest.Until(t, "the plugin to be marked down", func() bool {
 		_, err := p.Authenticate(ctx, good)
 		return errors.As(err, &down)
 	})
@@ -175,7 +176,7 @@ func TestCrashedPluginRestarts(t *testing.T) {
 	if got := value(p.up); got != 0 {
 		t.Fatalf("irsa_identity_plugin_up = %v while down", got)
 	}
-	eventually(t, 10*time.Second, "the restarted plugin to answer", func() bool {
+	polltest.Until(t, "the restarted plugin to answer", func() bool {
 		_, err := p.Authenticate(ctx, good)
 		return err == nil
 	})
@@ -204,13 +205,13 @@ func TestHungPluginTimesOutAndIsReplaced(t *testing.T) {
 	if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a fresh plugin", func() bool {
+	polltest.Until(t, "a fresh plugin", func() bool {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := p.Authenticate(ctx, sdk.Credentials{Token: "good"})
 		return err == nil && p.PID() != first
 	})
-	eventually(t, 5*time.Second, "the stopped plugin to be gone", func() bool { return !alive(first) })
+	polltest.Until(t, "the stopped plugin to be gone", func() bool { return !alive(first) })
 }
 
 // No plugin process outlives its broker: not after Close, and not after the
@@ -266,7 +267,7 @@ func TestNoChildOutlivesTheBroker(t *testing.T) {
 	}
 	_ = host.Process.Kill()
 	_ = host.Wait()
-	eventually(t, 5*time.Second, "the orphaned plugin to exit", func() bool { return !alive(pid) })
+	polltest.Until(t, "the orphaned plugin to exit", func() bool { return !alive(pid) })
 }
 
 func TestExamplePluginThroughTheHost(t *testing.T) {
@@ -318,14 +319,14 @@ func TestConfigPathIsReloaded(t *testing.T) {
 	if err := os.WriteFile(path, []byte("users: [\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the broken edit to be rejected", func() bool { return logs.contains("identity config rejected") })
+	polltest.Until(t, "the broken edit to be rejected", func() bool { return logs.contains("identity config rejected") })
 	if _, err := p.Authenticate(ctx, sdk.Credentials{Token: "alice-token"}); err != nil {
 		t.Fatalf("after a broken edit: %v", err)
 	}
 	if err := os.WriteFile(path, []byte("users:\n  - {token: carol-token, id: u3, username: carol, organizations: [x]}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the new users", func() bool {
+	polltest.Until(t, "the new users", func() bool {
 		id, err := p.Authenticate(ctx, sdk.Credentials{Token: "carol-token"})
 		return err == nil && id.Username == "carol"
 	})

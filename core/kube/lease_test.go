@@ -9,6 +9,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 )
 
 const leaseRole = "arn:aws:iam::946429944765:role/acme-proxy"
@@ -33,17 +35,14 @@ func TestLeaseLockerWaitsForTheHolder(t *testing.T) {
 	}()
 	// b keeps retrying while a holds the Lease: wait until it has looked
 	// at least twice (it saw the holder), then let a go.
-	deadline := time.Now().Add(10 * time.Second)
-	for gets(cs) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("b never retried")
-		}
+	polltest.Until(t, "b to retry", func() bool {
 		select {
 		case err := <-got:
 			t.Fatalf("b locked while a held the Lease: %v", err)
-		case <-time.After(time.Millisecond):
+		default:
 		}
-	}
+		return gets(cs) >= 3
+	})
 	unlockA()
 	select {
 	case err := <-got:

@@ -3,10 +3,10 @@ package kube
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -62,22 +62,11 @@ func TestResolver(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("domino-compute").Create(ctx, pod("run-r4-x", "r4", "u3", corev1.PodPending, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r4"}); return err == nil })
+	polltest.Until(t, "the new pod r4 through the watch", func() bool { _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r4"}); return err == nil })
 	if err := cs.CoreV1().Pods("domino-compute").Delete(ctx, "run-r1-abc", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r1"}); return err != nil })
-}
-
-func eventually(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	polltest.Until(t, "the deleted pod r1 to go", func() bool { _, err := r.Resolve(ctx, model.WorkloadRequest{RunID: "r1"}); return err != nil })
 }
 
 func isKind(err error, k model.Kind) bool {

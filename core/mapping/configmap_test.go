@@ -3,6 +3,7 @@ package mapping
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -302,26 +304,42 @@ func TestConfigMapStoreWatched(t *testing.T) {
 	}
 	cm = cm.DeepCopy()
 	cm.Data["org-b"] = Value(m)
-	if _, err := cs.CoreV1().ConfigMaps("domino-field").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+	if cm, err = cs.CoreV1().ConfigMaps("domino-field").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	polltest.UntilErr(t, "the external write", func() (bool, error) {
+		if snap, err = s.Snapshot(ctx); err != nil || len(snap.Mappings) != 2 {
+			return false, fmt.Errorf("snapshot %+v, %v", snap, err)
+		}
+		return true, nil
+	})
+
+	// Other ConfigMaps of the namespace are not mappings. This one holds a
+	// mapping and a resourceVersion above any the mapping ConfigMap reaches
+	// here: were it taken for the mapping ConfigMap, the store (which keeps
+	// the newest version it saw) would keep it, not let the marker replace it.
+	other := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "domino-field", ResourceVersion: "1000000"},
+		Data:       map[string]string{"org-other": Value(m)},
+	}
+	if err := cs.Tracker().Create(cmGVR, other, "domino-field"); err != nil {
+		t.Fatal(err)
+	}
+	// A marker change to the mapping ConfigMap after it: the watch delivers
+	// events in order, so once the store has moved on from the revision it
+	// served, it has handled the other ConfigMap's event too.
+	seen := snap.Revision
+	cm = cm.DeepCopy()
+	cm.Annotations = map[string]string{"test/marker": "after-other"}
+	marked, err := cs.CoreV1().ConfigMaps("domino-field").Update(ctx, cm, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	polltest.UntilErr(t, "the store to move on from revision "+seen, func() (bool, error) {
 		snap, err = s.Snapshot(ctx)
-		if err == nil && len(snap.Mappings) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("external write never seen: %+v %v", snap, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// Other ConfigMaps of the namespace are not mappings.
-	if _, err := cs.CoreV1().ConfigMaps("domino-field").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "domino-field"}, Data: map[string]string{"x": "y"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if snap, _ = s.Snapshot(ctx); len(snap.Mappings) != 2 {
-		t.Fatalf("another ConfigMap leaked in: %+v", snap)
+		return err == nil && snap.Revision != seen, err
+	})
+	if _, leaked := snap.Mappings["org-other"]; leaked || snap.Revision != marked.ResourceVersion || len(snap.Mappings) != 2 {
+		t.Fatalf("another ConfigMap leaked in: %+v (marker at revision %s)", snap, marked.ResourceVersion)
 	}
 }

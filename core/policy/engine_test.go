@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -354,18 +355,6 @@ func TestBrokenReloadKeepsLastGood(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestWatchReloads(t *testing.T) {
 	for _, mode := range []struct {
 		name     string
@@ -396,13 +385,13 @@ func TestWatchReloads(t *testing.T) {
 			}
 			// fsnotify needs the watch in place before the write; re-write
 			// until the change is seen rather than sleeping.
-			waitFor(t, "the new policy to serve", func() bool {
+			polltest.Until(t, "the new policy to serve", func() bool {
 				writePolicy(t, dir, "platform.rego", platformExtra)
 				return len(mustGrants(t, e, in, testSnapshot())) == 2
 			})
 			// A broken edit is refused while the good one keeps serving.
 			writePolicy(t, dir, "platform.rego", "package irsa.grants\n\ngrants contains")
-			waitFor(t, "Status to report the broken policy", func() bool { return e.Status().ReloadError != "" })
+			polltest.Until(t, "Status to report the broken policy", func() bool { return e.Status().ReloadError != "" })
 			if err := e.Ready(); err != nil {
 				t.Fatalf("a refused reload made the engine unready: %v", err)
 			}
@@ -413,7 +402,7 @@ func TestWatchReloads(t *testing.T) {
 			if err := os.Remove(filepath.Join(dir, "platform.rego")); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the defaults to serve again", func() bool {
+			polltest.Until(t, "the defaults to serve again", func() bool {
 				return e.Status().ReloadError == "" && len(mustGrants(t, e, in, testSnapshot())) == 1
 			})
 		})

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -184,32 +184,10 @@ func TestWriterRejectsBadInputWithoutCallingIAM(t *testing.T) {
 	}
 }
 
-// eventually checks cond every millisecond until it holds. It fails t,
-// naming what it waited for, when t's deadline (less a margin to report)
-// passes; without a deadline it waits as long as it takes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	var expired <-chan time.Time
-	if deadline, ok := t.Deadline(); ok {
-		timer := time.NewTimer(time.Until(deadline) - 5*time.Second)
-		defer timer.Stop()
-		expired = timer.C
-	}
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-expired:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 // waitQueued waits until n requests wait for the next round of role.
 func waitQueued(t *testing.T, w *Writer, role string, n int) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d requests queued for %s", n, role), func() bool {
+	polltest.Until(t, fmt.Sprintf("%d requests queued for %s", n, role), func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		got := 0
@@ -554,7 +532,7 @@ func TestWriterCallerContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The round after the cancelled request's has nothing to do.
-	eventually(t, "the role's runner to finish", func() bool {
+	polltest.Until(t, "the role's runner to finish", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.queues) == 0

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hashicorp/go-hclog"
@@ -22,6 +21,7 @@ import (
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
 	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/plugins/static"
 )
 
@@ -75,7 +75,7 @@ func TestBuildKubernetes(t *testing.T) {
 		t.Fatalf("before Run: /readyz = %d %s, want 503 naming the unsynced pod cache", code, body)
 	}
 	b.Run(ctx)
-	waitFor(t, "the pod cache to sync", func() bool { code, _ := get(t, srv.URL+brokerapi.PathReadyz); return code == http.StatusOK })
+	polltest.Until(t, "the pod cache to sync", func() bool { code, _ := get(t, srv.URL+brokerapi.PathReadyz); return code == http.StatusOK })
 
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+brokerapi.PathMap, strings.NewReader(`{"run_id":"r1"}`))
 	req.Header.Set(brokerapi.HeaderAuthorization, "Bearer alice-token")
@@ -92,7 +92,7 @@ func TestBuildKubernetes(t *testing.T) {
 	if !strings.Contains(trustPolicy(t, st), subject) {
 		t.Fatalf("subject %s not in the trust policy of %s", subject, role)
 	}
-	waitFor(t, "the trust Event on the pod", func() bool {
+	polltest.Until(t, "the trust Event on the pod", func() bool {
 		evs, err := cs.CoreV1().Events(computeNS).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false
@@ -108,7 +108,7 @@ func TestBuildKubernetes(t *testing.T) {
 	if err := cs.CoreV1().Pods(computeNS).Delete(ctx, "r1-pod", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the cleaner to take the subject out", func() bool { return !strings.Contains(trustPolicy(t, st), subject) })
+	polltest.Until(t, "the cleaner to take the subject out", func() bool { return !strings.Contains(trustPolicy(t, st), subject) })
 }
 
 // TestBuildRefusesConfigMapStoreWithoutKubernetes: the mapping ConfigMap
@@ -149,22 +149,4 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// waitFor polls cond until it holds or the test's deadline (or a minute)
-// passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	if d, ok := t.Deadline(); ok && d.Before(deadline) {
-		deadline = d.Add(-time.Second)
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }

@@ -21,6 +21,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk/sdktest"
 )
@@ -168,32 +169,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// eventually calls cond every 10ms until it returns nil. It fails t with
-// what it waited for and cond's last error when t's deadline (less a
-// margin to report) passes; without a deadline it waits as long as it takes.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	var expired <-chan time.Time
-	if deadline, ok := t.Deadline(); ok {
-		timer := time.NewTimer(time.Until(deadline) - 5*time.Second)
-		defer timer.Stop()
-		expired = timer.C
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-expired:
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		case <-tick.C:
-		}
-	}
-}
-
 func TestKeyRotation(t *testing.T) {
 	is := newIssuer(t)
 	p := New(nil)
@@ -215,11 +190,11 @@ func TestKeyRotation(t *testing.T) {
 		// The retired key no longer verifies. (go-oidc signals a finished
 		// fetch a moment before it swaps its cache, so allow that moment.)
 		retired := bearer(is.sign(t, old, nil))
-		eventually(t, alg+" rotation retiring the old key", func() error {
+		polltest.UntilErr(t, alg+" rotation retiring the old key", func() (bool, error) {
 			if _, err := p.Authenticate(ctx, retired); !errors.Is(err, sdk.ErrUnauthenticated) {
-				return fmt.Errorf("retired key: %v", err)
+				return false, fmt.Errorf("retired key: %v", err)
 			}
-			return nil
+			return true, nil
 		})
 		old = next
 	}

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk/sdktest"
 )
@@ -43,22 +43,6 @@ func TestConformance(t *testing.T) {
 				Want: sdk.Identity{ID: "u2", Username: "bob", Admin: true}},
 		},
 	})
-}
-
-// waitFor polls cond every 5ms until it holds, failing after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 // logSink keeps what a provider logs.
@@ -106,20 +90,20 @@ func TestReloadOnChange(t *testing.T) {
 		t.Fatal("initial users")
 	}
 	write(path, "two")
-	waitFor(t, "an in-place edit", func() bool { return accepts(p, "two") && !accepts(p, "one") })
+	polltest.Until(t, "an in-place edit", func() bool { return accepts(p, "two") && !accepts(p, "one") })
 
 	tmp := filepath.Join(dir, ".users.tmp")
 	write(tmp, "three")
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a rename over the file", func() bool { return accepts(p, "three") })
+	polltest.Until(t, "a rename over the file", func() bool { return accepts(p, "three") })
 
 	// A broken file is ignored; the last good users stay.
 	if err := os.WriteFile(path, []byte("users: ["), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the broken edit to be refused", func() bool { return logs.count("users file not reloaded") > 0 })
+	polltest.Until(t, "the broken edit to be refused", func() bool { return logs.count("users file not reloaded") > 0 })
 	if !accepts(p, "three") {
 		t.Fatal("a broken edit dropped the users")
 	}
@@ -127,7 +111,7 @@ func TestReloadOnChange(t *testing.T) {
 	// With watch: false nothing is reloaded: q runs no watch, and p, which
 	// watches the same file, sees the edit that q ignores.
 	write(path, "four")
-	waitFor(t, "p to reload four", func() bool { return accepts(p, "four") })
+	polltest.Until(t, "p to reload four", func() bool { return accepts(p, "four") })
 	q := New()
 	defer q.Close()
 	if err := q.Configure(context.Background(), []byte("users_file: "+path+"\nwatch: false\n")); err != nil {
@@ -137,7 +121,7 @@ func TestReloadOnChange(t *testing.T) {
 		t.Fatal("watch: false started a watch")
 	}
 	write(path, "five")
-	waitFor(t, "p to reload five", func() bool { return accepts(p, "five") })
+	polltest.Until(t, "p to reload five", func() bool { return accepts(p, "five") })
 	if !accepts(q, "four") || accepts(q, "five") {
 		t.Fatal("watch: false still reloads")
 	}
@@ -174,7 +158,7 @@ func TestConfigMapSwap(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the swapped ConfigMap", func() bool { return accepts(p, "new") && !accepts(p, "old") })
+	polltest.Until(t, "the swapped ConfigMap", func() bool { return accepts(p, "new") && !accepts(p, "old") })
 }
 
 func TestWatchInline(t *testing.T) {
