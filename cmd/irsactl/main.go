@@ -26,7 +26,8 @@ import (
 const usage = `irsactl: a client for irsa-broker.
 
 Usage:
-  irsactl whoami [-wait 2m]           the caller identity of the AWS SDK's default chain
+  irsactl whoami [-profile P] [-wait 2m]
+                                      the caller identity of the AWS SDK's default chain
                                       (AWS_PROFILE, AWS_CONFIG_FILE, AWS_ENDPOINT_URL_STS, ...);
                                       -wait retries until it answers
   irsactl map -broker URL -run-id ID  POST /map_iam_roles_to_pod_sa and print the config
@@ -53,10 +54,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "whoami":
 		fs := flag.NewFlagSet("whoami", flag.ContinueOnError)
 		wait := fs.Duration("wait", 0, "retry (every second) until the chain answers or this long has passed, e.g. while the sidecar writes the config")
+		profile := fs.String("profile", os.Getenv("AWS_PROFILE"), "profile of AWS_CONFIG_FILE to use (AWS_PROFILE)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		return whoami(ctx, out, *wait)
+		return whoami(ctx, out, *profile, *wait)
 	case "map":
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -108,10 +110,10 @@ func deref(s *string) string {
 
 // whoami prints the identity the SDK's default chain ends up with, retrying
 // for up to wait.
-func whoami(ctx context.Context, out io.Writer, wait time.Duration) error {
+func whoami(ctx context.Context, out io.Writer, profile string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		err := callerIdentity(ctx, out)
+		err := callerIdentity(ctx, out, profile)
 		if err == nil || !time.Now().Before(deadline) {
 			return err
 		}
@@ -124,10 +126,18 @@ func whoami(ctx context.Context, out io.Writer, wait time.Duration) error {
 	}
 }
 
-func callerIdentity(ctx context.Context, out io.Writer) error {
+// callerIdentity asks STS who the SDK's chain is. A profile is passed to
+// the SDK explicitly: the Go SDK otherwise prefers AWS_WEB_IDENTITY_TOKEN_FILE
+// (which the workload mutation sets in every container) over AWS_PROFILE,
+// where boto3 uses the profile.
+func callerIdentity(ctx context.Context, out io.Writer, profile string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cfg, err := config.LoadDefaultConfig(ctx)
+	var opts []func(*config.LoadOptions) error
+	if profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return err
 	}

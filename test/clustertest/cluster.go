@@ -91,10 +91,14 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		base = "/dev/shm"
 	}
+	cleanStale(base)
 	if c.Dir, err = os.MkdirTemp(base, "irsa-cluster-"); err != nil {
 		return nil, err
 	}
 	if c.net, err = pickNetwork(); err != nil {
+		return c, err
+	}
+	if err := c.writeOwner(); err != nil {
 		return c, err
 	}
 	c.HostIP, c.NodeIP, c.PodCIDR, c.ServiceCIDR = c.net.HostIP, c.net.NodeIP, c.net.PodCIDR, c.net.ServiceCIDR
@@ -146,7 +150,9 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err := os.MkdirAll(c.path("control-plane"), 0o700); err != nil {
 		return err
 	}
-	cp, err := kubetest.Start(ctx, kubetest.Options{Dir: c.path("control-plane"), Address: c.net.HostIP, ServiceCIDR: c.net.ServiceCIDR})
+	cp, err := kubetest.Start(ctx, kubetest.Options{Dir: c.path("control-plane"), Address: c.net.HostIP, ServiceCIDR: c.net.ServiceCIDR,
+		// Logs and exec reach the kubelet at the node IP (no DNS names the node).
+		ExtraAPIServerArgs: []string{"--kubelet-preferred-address-types=InternalIP"}})
 	if err != nil {
 		return err
 	}

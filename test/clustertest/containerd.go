@@ -52,6 +52,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 // cniConfig is the pod network: a bridge inside the node's namespace, with
 // hairpin mode (a pod reaching itself through a Service), no masquerading.
+// Pods route everything through the bridge: Services, the host end of the
+// veth; the node's namespace has no route beyond.
 const cniConfig = `{
   "cniVersion": "0.4.0",
   "name": "irsa-test",
@@ -62,7 +64,7 @@ const cniConfig = `{
       "isGateway": true,
       "ipMasq": false,
       "hairpinMode": true,
-      "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "gateway": %q}]], "dataDir": %q}
+      "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "gateway": %q}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}
     },
     {"type": "portmap", "capabilities": {"portMappings": true}, "snat": false}
   ]

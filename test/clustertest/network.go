@@ -113,6 +113,9 @@ func (n *network) up(ctx context.Context) error {
 	return run(ctx, "ip", "route", "add", n.PodCIDR, "via", n.NodeIP, "dev", n.HostVeth)
 }
 
+// downQuiet is down without a context, for stale clusters.
+func (n *network) downQuiet() error { return n.down(context.Background()) }
+
 // down deletes the namespace: its veth end (and so the host's), bridge,
 // routes and iptables rules go with it once no process holds it.
 func (n *network) down(ctx context.Context) error {

@@ -26,6 +26,7 @@ healthzPort: 0
 clusterDomain: cluster.local
 clusterDNS: [%[3]q]
 resolvConf: %[4]q
+podLogsDir: %[5]q
 authentication:
   anonymous: {enabled: true}
   webhook: {enabled: false}
@@ -76,7 +77,7 @@ func (c *Cluster) startKubelet(bin string) error {
 	if err := os.WriteFile(resolv, []byte("options ndots:5\n"), 0o644); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(kubeletConfig, c.cgroupRoot, c.net.NodeIP, c.net.HostIP, resolv)
+	cfg := fmt.Sprintf(kubeletConfig, c.cgroupRoot, c.net.NodeIP, c.net.HostIP, resolv, filepath.Join(dir, "pod-logs"))
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		return err
 	}

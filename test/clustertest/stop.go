@@ -47,7 +47,7 @@ func (c *Cluster) Stop() error {
 	if c.cgroupRoot != "" {
 		errs = append(errs, killCgroup(c.cgroupRoot), removeCgroups(c.cgroupRoot))
 	}
-	errs = append(errs, unmountUnder(c.Dir), c.removeNewPodNetns())
+	errs = append(errs, unmountUnder(c.Dir), c.removeNewPodNetns(), removeLinksInto(containerLogLinks, c.Dir))
 	if c.net != nil {
 		errs = append(errs, c.net.down(ctx))
 	}
@@ -102,6 +102,34 @@ func (c *Cluster) killTasks(ctx context.Context) error {
 		if err := kubetest.Poll(ctx, 100*time.Millisecond, "task "+id+" stopped", func() (bool, error) {
 			return c.ctr(ctx, "tasks", "delete", id) == nil, nil
 		}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// containerLogLinks is where every kubelet links container logs (fixed in
+// the kubelet; the logs themselves are under podLogsDir, in Dir).
+const containerLogLinks = "/var/log/containers"
+
+// linksInto lists the symbolic links of dir that point below target.
+func linksInto(dir, target string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if dest, err := os.Readlink(p); err == nil && target != "" && strings.HasPrefix(dest, target+"/") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// removeLinksInto removes the links of dir that point below target.
+func removeLinksInto(dir, target string) error {
+	var errs []error
+	for _, p := range linksInto(dir, target) {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -306,6 +334,9 @@ func (c *Cluster) Leftovers() []string {
 	}
 	for _, mp := range mountsUnder(c.Dir) {
 		out = append(out, "mount "+mp)
+	}
+	for _, l := range linksInto(containerLogLinks, c.Dir) {
+		out = append(out, "log link "+l)
 	}
 	if c.cgroupRoot != "" {
 		for _, d := range cgroupDirs(c.cgroupRoot) {
