@@ -60,7 +60,21 @@ func deployBroker(ctx context.Context) error {
 			}
 		}
 	}
-	return waitDeployment(ctx, env.version)
+	if err := waitDeployment(ctx, env.version); err != nil {
+		return err
+	}
+	// The replicas run as shipped: a read-only root filesystem, not root.
+	pods, err := env.cs.CoreV1().Pods(fieldNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=irsa-broker"})
+	if err != nil {
+		return err
+	}
+	for _, p := range pods.Items {
+		sc := p.Spec.Containers[0].SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || p.Spec.SecurityContext.RunAsNonRoot == nil || !*p.Spec.SecurityContext.RunAsNonRoot {
+			return fmt.Errorf("broker pod %s does not run read-only and non-root as shipped", p.Name)
+		}
+	}
+	return nil
 }
 
 // decodeManifests reads a multi-document YAML file into typed objects.

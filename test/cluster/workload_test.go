@@ -25,7 +25,7 @@ import (
 // Mutation's sidecar, volumes, mounts and environment. The test's only
 // additions after the Mutation: the images' tag, and AWS's endpoint (the
 // simulator).
-func workload(ctx context.Context, runID, token string) (*corev1.Pod, error) {
+func workload(ctx context.Context, runID, token string, sidecarEnv ...corev1.EnvVar) (*corev1.Pod, error) {
 	u := users[token]
 	sa := brokerapi.RunPrefix + runID
 	if _, err := env.cs.CoreV1().ServiceAccounts(computeNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -64,6 +64,9 @@ func workload(ctx context.Context, runID, token string) (*corev1.Pod, error) {
 			c.Image, c.ImagePullPolicy = "irsa-sidecar:"+env.version, never
 		}
 		c.Env = append(c.Env, corev1.EnvVar{Name: "AWS_ENDPOINT_URL_STS", Value: env.simURL})
+		if c.Name == "irsa-sidecar" {
+			c.Env = append(c.Env, sidecarEnv...)
+		}
 	}
 	return env.cs.CoreV1().Pods(computeNS).Create(ctx, pod, metav1.CreateOptions{})
 }
