@@ -11,6 +11,10 @@ const (
 	// DefaultTimeout bounds a wait when the test has no deadline
 	// (benchmarks, or -timeout 0).
 	DefaultTimeout = 30 * time.Second
+	// MaxWait bounds any one wait: a broken behaviour fails in minutes,
+	// not at the end of go test's 10-minute timeout, while a slow machine
+	// still gets far more time than any condition here needs.
+	MaxWait = 2 * time.Minute
 	// Margin is kept from the test's deadline so that a wait that runs out
 	// fails the test with a message, and its clean-ups run, before the test
 	// binary's timeout panics. It is at most half the time left.
@@ -18,8 +22,8 @@ const (
 )
 
 // Until checks cond at once and then every Interval until it holds. When
-// the test's deadline (less Margin), or DefaultTimeout without one, passes
-// first, it fails t with "timed out waiting for <what>".
+// the test's deadline (less Margin, at most MaxWait away), or DefaultTimeout
+// without one, passes first, it fails t with "timed out waiting for <what>".
 //
 // cond runs on the caller's goroutine, so it may itself fail t.
 func Until(t testing.TB, what string, cond func() bool) {
@@ -58,7 +62,11 @@ func UntilErr(t testing.TB, what string, cond func() (bool, error)) {
 func deadline(t testing.TB, now time.Time) time.Time {
 	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
 		if end, ok := d.Deadline(); ok {
-			return end.Add(-min(Margin, end.Sub(now)/2))
+			end = end.Add(-min(Margin, end.Sub(now)/2))
+			if cap := now.Add(MaxWait); end.After(cap) {
+				return cap
+			}
+			return end
 		}
 	}
 	return now.Add(DefaultTimeout)

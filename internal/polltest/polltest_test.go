@@ -82,6 +82,7 @@ func TestDeadline(t *testing.T) {
 		{"no deadline", &fakeTB{}, now.Add(DefaultTimeout)},
 		{"far deadline less the margin", &fakeTB{end: now.Add(time.Minute), hasEnd: true}, now.Add(time.Minute - Margin)},
 		{"near deadline less half the time left", &fakeTB{end: now.Add(4 * time.Second), hasEnd: true}, now.Add(2 * time.Second)},
+		{"go test's 10 minutes capped", &fakeTB{end: now.Add(10 * time.Minute), hasEnd: true}, now.Add(MaxWait)},
 	} {
 		if got := deadline(tt.tb, now); !got.Equal(tt.want) {
 			t.Errorf("%s: deadline = %v, want %v", tt.name, got, tt.want)
