@@ -83,7 +83,7 @@ const adminToken = "kubetest-admin-token"
 // Start starts etcd and kube-apiserver and returns once the API server is
 // ready. The caller must Stop it. A missing binary is an error naming the
 // script that builds it; nothing is skipped.
-func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
+func Start(ctx context.Context, o Options) (_ *ControlPlane, err error) {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 2 * time.Minute
 	}
@@ -101,7 +101,7 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 			o.Etcd = etcd
 		}
 	}
-	cp = &ControlPlane{Dir: o.Dir}
+	cp := &ControlPlane{Dir: o.Dir}
 	if cp.Dir == "" {
 		base := ""
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
