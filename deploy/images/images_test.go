@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 )
 
 // The images as docs/design/images.md describes them.
@@ -124,26 +126,26 @@ func TestImages(t *testing.T) {
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(c.ctrQuiet("tasks", "ls"), "RUNNING") {
-		if time.Now().After(deadline) {
-			_ = run.Process.Kill()
-			t.Fatalf("pause never ran: %s", runErr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // past the container's start, into its signal loop
-	c.ctr(t, "tasks", "kill", "--signal", "SIGTERM", "pause")
+	t.Cleanup(func() { _ = run.Process.Kill() })
+	polltest.Until(t, "the pause task running", func() bool {
+		return strings.Contains(c.ctrQuiet("tasks", "ls"), "RUNNING")
+	})
+	// As PID 1, pause ignores SIGTERM until its handler is installed: send
+	// it until the task exits (the kernel drops a signal without handler).
 	done := make(chan error, 1)
 	go func() { done <- run.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("pause after SIGTERM: %v (want exit 0)\n%s", err, runErr.String())
+	var runErrAfter error
+	polltest.Until(t, "pause to exit on SIGTERM", func() bool {
+		select {
+		case runErrAfter = <-done:
+			return true
+		default:
+			c.ctrQuiet("tasks", "kill", "--signal", "SIGTERM", "pause")
+			return false
 		}
-	case <-time.After(20 * time.Second):
-		_ = run.Process.Kill()
-		t.Errorf("pause did not exit within 20s of SIGTERM")
+	})
+	if runErrAfter != nil {
+		t.Errorf("pause after SIGTERM: %v (want exit 0)\n%s", runErrAfter, runErr.String())
 	}
 }
 
@@ -382,17 +384,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 			t.Errorf("mounts left: %q", left)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := exec.CommandContext(ctx, "ctr", "-a", c.sock, "version").Run(); err == nil {
-			return c
-		}
-		if time.Now().After(deadline) {
+	polltest.UntilErr(t, "containerd answering on "+c.sock, func() (bool, error) {
+		if err := exec.CommandContext(ctx, "ctr", "-a", c.sock, "version").Run(); err != nil {
 			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("containerd did not answer on %s within 30s:\n%s", c.sock, tail(string(b), 40))
+			return false, fmt.Errorf("%w\n%s", err, tail(string(b), 40))
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true, nil
+	})
+	return c
 }
 
 func (c *containerd) ctr(t *testing.T, args ...string) string {

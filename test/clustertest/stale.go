@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ownerFile names, in a cluster's directory, the pid of the process that
@@ -51,7 +52,22 @@ func cleanStale(base string) {
 
 // removeEmptyPodNetns removes pod network namespaces (/run/netns/cni-*)
 // that no process is in any more: what a killed kubelet did not tear down.
+// A namespace younger than a minute may be a sandbox another cluster is
+// setting up (containerd creates it before the sandbox's process).
 func removeEmptyPodNetns() {
+	used := netnsInUse()
+	for _, ns := range podNetns() {
+		p := filepath.Join("/run/netns", ns)
+		if fi, err := os.Lstat(p); err != nil || time.Since(fi.ModTime()) < time.Minute || used[netnsInode(ns)] {
+			continue
+		}
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+		_ = os.Remove(p)
+	}
+}
+
+// netnsInUse lists the network namespaces (by inode) some process is in.
+func netnsInUse() map[uint64]bool {
 	used := map[uint64]bool{}
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
@@ -60,13 +76,14 @@ func removeEmptyPodNetns() {
 			used[st.Ino] = true
 		}
 	}
-	for _, ns := range podNetns() {
-		p := filepath.Join("/run/netns", ns)
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil && used[st.Ino] {
-			continue
-		}
-		_ = syscall.Unmount(p, syscall.MNT_DETACH)
-		_ = os.Remove(p)
+	return used
+}
+
+// netnsInode is the inode of /run/netns/name (0 when it is gone).
+func netnsInode(name string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Stat(filepath.Join("/run/netns", name), &st) != nil {
+		return 0
 	}
+	return st.Ino
 }

@@ -47,7 +47,7 @@ func (c *Cluster) Stop() error {
 	if c.cgroupRoot != "" {
 		errs = append(errs, killCgroup(c.cgroupRoot), removeCgroups(c.cgroupRoot))
 	}
-	errs = append(errs, unmountUnder(c.Dir), c.removeNewPodNetns(), removeLinksInto(containerLogLinks, c.Dir))
+	errs = append(errs, unmountUnder(c.Dir), removeLinksInto(containerLogLinks, c.Dir))
 	if c.net != nil {
 		errs = append(errs, c.net.down(ctx))
 	}
@@ -80,12 +80,20 @@ func (c *Cluster) drain(ctx context.Context) error {
 		_ = cs.AppsV1().ReplicaSets(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 		_ = cs.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{})
 	}
-	return kubetest.Poll(ctx, 250*time.Millisecond, "every pod gone", func() (bool, error) {
+	if err := kubetest.Poll(ctx, 250*time.Millisecond, "every pod gone", func() (bool, error) {
 		pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, kubetest.Retry(err)
 		}
 		return len(pods.Items) == 0, nil
+	}); err != nil {
+		return err
+	}
+	// A pod leaves the API before the kubelet has stopped its sandbox (and
+	// removed its network namespace): wait for containerd to run nothing.
+	return kubetest.Poll(ctx, 250*time.Millisecond, "every sandbox stopped", func() (bool, error) {
+		out, err := runOutput(ctx, "ctr", "--address", c.ContainerdSocket, "--namespace", "k8s.io", "tasks", "list", "-q")
+		return err == nil && strings.TrimSpace(out) == "", kubetest.Retry(err)
 	})
 }
 
@@ -247,24 +255,6 @@ func unmountUnder(dir string) error {
 	return errors.Join(errs...)
 }
 
-// removeNewPodNetns removes the pod network namespaces containerd created
-// (/run/netns/cni-*) that were not there before Start and that the kubelet
-// did not remove.
-func (c *Cluster) removeNewPodNetns() error {
-	var errs []error
-	for _, ns := range podNetns() {
-		if c.baseline.podNetns[ns] {
-			continue
-		}
-		p := filepath.Join("/run/netns", ns)
-		_ = syscall.Unmount(p, syscall.MNT_DETACH)
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
 func podNetns() []string {
 	entries, _ := os.ReadDir("/run/netns")
 	var out []string
@@ -343,8 +333,11 @@ func (c *Cluster) Leftovers() []string {
 			out = append(out, "cgroup "+d)
 		}
 	}
+	// Pod network namespaces nobody is in: another cluster's live pods
+	// (tests run clusters in parallel) are not ours.
+	used := netnsInUse()
 	for _, ns := range podNetns() {
-		if !c.baseline.podNetns[ns] {
+		if !c.baseline.podNetns[ns] && !used[netnsInode(ns)] {
 			out = append(out, "network namespace "+ns)
 		}
 	}
@@ -355,7 +348,8 @@ func (c *Cluster) Leftovers() []string {
 		}
 	}
 	for l := range now.links {
-		if !c.baseline.links[l] {
+		// Another cluster's veth (irsah<M>) is its own business.
+		if !c.baseline.links[l] && (!strings.HasPrefix(l, "irsah") || c.net != nil && l == c.net.HostVeth) {
 			out = append(out, "link "+l)
 		}
 	}
