@@ -23,6 +23,7 @@ import (
 
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/internal/polltest"
+	"github.com/irsa-broker/irsa-broker/internal/syncbuf"
 	"github.com/irsa-broker/irsa-broker/sidecar/backoff"
 	"github.com/irsa-broker/irsa-broker/sidecar/brokerclient"
 )
@@ -590,7 +591,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace, JSONFormat: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -647,23 +648,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 // --- helpers ---
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func get(t testing.TB, url string) (int, string) {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/internal/syncbuf"
 )
 
 // Attacks on the sidecar through the broker's answer: a redirect, an empty
@@ -136,7 +137,7 @@ func TestUnsafeAnswerRejected(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newPodEnv(t, "r1")
 			fb := &fakeBroker{results: []func() (string, error){ok(twoProfiles), ok(answer)}}
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			a, err := New(context.Background(), e.config0("http://broker"), hclog.New(&hclog.LoggerOptions{Output: logs}), Deps{Broker: fb, STS: &fakeSTS{}, VerifyRetry: fastVerify()})
 			if err != nil {
 				t.Fatal(err)

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
+	"github.com/irsa-broker/irsa-broker/internal/syncbuf"
 )
 
 func TestRunSubcommands(t *testing.T) {
@@ -38,20 +39,20 @@ func TestRunSubcommands(t *testing.T) {
 // what the walkthrough needs.
 func TestDevBanner(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb lockedBuffer
+	var out, errb syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		// In-process static provider: the test binary cannot serve built-in plugins.
 		done <- runDev(ctx, []string{"--addr", "127.0.0.1:0", "--aws-addr", "127.0.0.1:0", "--identity-plugin", ""}, &out, &errb)
 	}()
-	for i := 0; i < 500 && !strings.Contains(out.String(), "Press Ctrl-C"); i++ {
+	polltest.Until(t, "the banner", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("dev exited early: %v\n%s", err, errb.String())
 		default:
 		}
-		sleepMs(10)
-	}
+		return out.Contains("Press Ctrl-C")
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("dev: %v", err)
@@ -61,24 +62,4 @@ func TestDevBanner(t *testing.T) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
 	}
-}
-
-func sleepMs(n int) { <-time.After(time.Duration(n) * time.Millisecond) }
-
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

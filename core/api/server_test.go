@@ -15,14 +15,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/internal/polltest"
+	"github.com/irsa-broker/irsa-broker/internal/syncbuf"
 )
 
 func writeCert(t *testing.T, dir string, serial int64) *x509.Certificate {
@@ -54,7 +53,7 @@ func TestServeTLSReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logSink{}
+	logs := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -81,7 +80,7 @@ func TestServeTLSReload(t *testing.T) {
 	writeCert(t, dir, 2)
 	polltest.Until(t, "the rotated certificate", func() bool { return serial() == 2 })
 	os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("garbage"), 0o600)
-	polltest.Until(t, "the broken file to be refused", func() bool { return logs.contains("keeping the previous certificate") })
+	polltest.Until(t, "the broken file to be refused", func() bool { return logs.Contains("keeping the previous certificate") })
 	if s := serial(); s != 2 {
 		t.Fatalf("broken file: serial = %d", s)
 	}
@@ -94,24 +93,6 @@ func TestServeTLSReload(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after cancel")
 	}
-}
-
-// logSink keeps what the server logs.
-type logSink struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (s *logSink) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(b)
-}
-
-func (s *logSink) contains(sub string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Contains(s.buf.String(), sub)
 }
 
 func TestServeRefusesHalfTLS(t *testing.T) {

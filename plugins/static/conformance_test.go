@@ -7,13 +7,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/internal/polltest"
+	"github.com/irsa-broker/irsa-broker/internal/syncbuf"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk/sdktest"
 )
@@ -45,24 +44,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// logSink keeps what a provider logs.
-type logSink struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (s *logSink) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(b)
-}
-
-func (s *logSink) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.buf.String(), sub)
-}
-
 func accepts(p *Provider, token string) bool {
 	_, err := p.Authenticate(context.Background(), sdk.Credentials{Token: token})
 	return err == nil
@@ -80,7 +61,7 @@ func TestReloadOnChange(t *testing.T) {
 		}
 	}
 	write(path, "one")
-	logs := &logSink{}
+	logs := &syncbuf.Buffer{}
 	p := New(WithLogger(hclog.New(&hclog.LoggerOptions{Output: logs})))
 	defer p.Close()
 	if err := p.Configure(context.Background(), []byte("users_file: "+path)); err != nil {
@@ -103,7 +84,7 @@ func TestReloadOnChange(t *testing.T) {
 	if err := os.WriteFile(path, []byte("users: ["), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	polltest.Until(t, "the broken edit to be refused", func() bool { return logs.count("users file not reloaded") > 0 })
+	polltest.Until(t, "the broken edit to be refused", func() bool { return logs.Count("users file not reloaded") > 0 })
 	if !accepts(p, "three") {
 		t.Fatal("a broken edit dropped the users")
 	}
