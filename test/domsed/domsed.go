@@ -8,6 +8,7 @@
 package domsed
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -38,6 +39,26 @@ type Rule struct {
 	InsertContainer    *InsertContainer    `json:"insertContainer,omitempty"`
 	InsertVolumeMounts *InsertVolumeMounts `json:"insertVolumeMounts,omitempty"`
 	ModifyEnv          *ModifyEnv          `json:"modifyEnv,omitempty"`
+	// ModifySecurityContext sets pod security context fields.
+	ModifySecurityContext *ModifySecurityContext `json:"modifySecurityContext,omitempty"`
+	// CloudWorkloadIdentity runs the pod as its user's service account;
+	// Apply refuses it (the user is not known here): tests apply the rules
+	// they can and set the service account themselves.
+	CloudWorkloadIdentity *CloudWorkloadIdentity `json:"cloudWorkloadIdentity,omitempty"`
+}
+
+// ModifySecurityContext sets the fields of context in the pod's security
+// context, leaving the others.
+type ModifySecurityContext struct {
+	Context corev1.PodSecurityContext `json:"context"`
+}
+
+// CloudWorkloadIdentity is domsed's per-user service account operation.
+type CloudWorkloadIdentity struct {
+	CloudType       string         `json:"cloud_type"`
+	DefaultSA       string         `json:"default_sa"`
+	UserMappings    map[string]any `json:"user_mappings,omitempty"`
+	AssumeSAMapping bool           `json:"assume_sa_mapping,omitempty"`
 }
 
 // ModifyLabel sets a label.
@@ -123,6 +144,17 @@ func (r Rule) matches(pod *corev1.Pod) (bool, error) {
 
 // apply runs the rule's operations in the order the CRD lists them.
 func (r Rule) apply(pod *corev1.Pod) error {
+	if r.CloudWorkloadIdentity != nil {
+		return fmt.Errorf("cloudWorkloadIdentity: the user's service account is not known to this package")
+	}
+	if sc := r.ModifySecurityContext; sc != nil {
+		if pod.Spec.SecurityContext == nil {
+			pod.Spec.SecurityContext = &corev1.PodSecurityContext{}
+		}
+		if err := mergeSecurityContext(pod.Spec.SecurityContext, sc.Context); err != nil {
+			return err
+		}
+	}
 	if l := r.ModifyLabel; l != nil {
 		if pod.Labels == nil {
 			pod.Labels = map[string]string{}
@@ -181,4 +213,13 @@ func selected(pod *corev1.Pod, names []string) []*corev1.Container {
 		}
 	}
 	return out
+}
+
+// mergeSecurityContext sets in dst the fields set in src.
+func mergeSecurityContext(dst *corev1.PodSecurityContext, src corev1.PodSecurityContext) error {
+	b, err := json.Marshal(src)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, dst)
 }

@@ -82,7 +82,7 @@ func TestSelectorsAndBuilds(t *testing.T) {
 
 func TestRefusesWhatItDoesNotKnow(t *testing.T) {
 	for name, doc := range map[string]string{
-		"unknown operation": "apiVersion: apps.dominodatalab.com/v1alpha1\nkind: Mutation\nrules:\n- cloudWorkloadIdentity: {cloud_type: aws}\n",
+		"unknown operation": "apiVersion: apps.dominodatalab.com/v1alpha1\nkind: Mutation\nrules:\n- modifyAnnotation: {key: x}\n",
 		"not a mutation":    "apiVersion: v1\nkind: ConfigMap\n",
 	} {
 		if _, err := Parse([]byte(doc)); err == nil {
@@ -93,8 +93,20 @@ func TestRefusesWhatItDoesNotKnow(t *testing.T) {
 	if err := m.Apply(pod(nil)); err == nil {
 		t.Error("unknown containerType accepted")
 	}
+	sc := Mutation{Rules: []Rule{{ModifySecurityContext: &ModifySecurityContext{Context: corev1.PodSecurityContext{FSGroup: ptr(int64(12574))}}}}}
+	p := pod(nil)
+	p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr(int64(1000))}
+	if err := sc.Apply(p); err != nil || *p.Spec.SecurityContext.FSGroup != 12574 || *p.Spec.SecurityContext.RunAsUser != 1000 {
+		t.Errorf("modifySecurityContext: %v %+v", err, p.Spec.SecurityContext)
+	}
+	cwi := Mutation{Rules: []Rule{{CloudWorkloadIdentity: &CloudWorkloadIdentity{CloudType: "aws"}}}}
+	if err := cwi.Apply(pod(nil)); err == nil {
+		t.Error("cloudWorkloadIdentity applied without knowing the user")
+	}
 	dup := Mutation{Rules: []Rule{{InsertVolumes: []corev1.Volume{{Name: "v"}}}, {InsertVolumes: []corev1.Volume{{Name: "v"}}}}}
 	if err := dup.Apply(pod(nil)); err == nil {
 		t.Error("a second volume of the same name accepted")
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
