@@ -12,7 +12,8 @@
 #   setup.sh --node    everything: the control plane, the tools, and kubelet,
 #                      kube-scheduler, kube-controller-manager, kube-proxy (same
 #                      module) and coredns (pinned CoreDNS module, reduced plugin set);
-#                      prints the cache directory that holds all six binaries.
+#                      and helm (pinned Go module); prints the cache directory.
+#   setup.sh --helm    only helm; prints its path.
 #
 # Binaries are cached under $IRSA_TESTENV_CACHE (default
 # ~/.cache/irsa-broker/testenv/<k8s version>); only missing ones are built.
@@ -21,8 +22,8 @@ set -euo pipefail
 
 MODE="${1:-}"
 case "$MODE" in
-  "" | --node | --tools) ;;
-  *) echo "usage: $0 [--node | --tools]" >&2; exit 2 ;;
+  "" | --node | --tools | --helm) ;;
+  *) echo "usage: $0 [--node | --tools | --helm]" >&2; exit 2 ;;
 esac
 
 K8S_VERSION="${K8S_VERSION:-v1.32.4}"
@@ -205,7 +206,26 @@ EOF
   mv "$mod/coredns" "$bin"
 }
 
+# helm, built from its Go module (pinned) for the chart's tests: lint,
+# template, install on the test cluster.
+HELM_VERSION="${HELM_VERSION:-v3.19.0}"
+HELM="$CACHE/helm-$HELM_VERSION"
+helm_binary() {
+  [ -x "$HELM" ] && return
+  log "building helm $HELM_VERSION (a minute or two, once)"
+  mkdir -p "$CACHE"
+  local tmp; tmp=$(mktemp -d)
+  GOBIN="$tmp" GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
+    go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  mv "$tmp/helm" "$HELM"
+  rm -rf "$tmp"
+}
+
 case "$MODE" in
+  --helm)
+    helm_binary
+    echo "$HELM"
+    ;;
   "")
     control_plane_packages
     apiserver
@@ -220,6 +240,7 @@ case "$MODE" in
     apiserver
     node_binaries
     coredns
+    helm_binary
     echo "$CACHE"
     ;;
 esac

@@ -1,0 +1,139 @@
+// Package helm tests the chart deploy/helm/irsa-broker with the real helm
+// (built by test/testenv/setup.sh --helm) and a real API server.
+package helm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// helm runs the helm binary of the test environment.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(self), "..", "..")
+	out, err := exec.Command("bash", filepath.Join(root, "test", "testenv", "setup.sh"), "--helm").Output()
+	if err != nil {
+		t.Fatalf("test/testenv/setup.sh --helm (make testenv): %v", err)
+	}
+	if args[0] == "template" {
+		// The test cluster's version (helm built from source defaults to an old one).
+		args = append(args, "--kube-version", "v1.32.4")
+	}
+	cmd := exec.Command(strings.TrimSpace(string(out)), args...)
+	cmd.Dir = filepath.Dir(self)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return string(b), errors.New(err.Error() + ": " + stderr.String())
+	}
+	return string(b), nil
+}
+
+const chart = "irsa-broker"
+
+// render renders the chart with the given values files and --set flags.
+func render(t *testing.T, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", "irsa", chart}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	return decode(t, out)
+}
+
+func decode(t *testing.T, text string) []*unstructured.Unstructured {
+	t.Helper()
+	r := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(text), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := r.Decode(&m); errors.Is(err, io.EOF) {
+			return objs
+		} else if err != nil {
+			t.Fatalf("rendered YAML: %v", err)
+		}
+		if m != nil {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
+}
+
+func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+func TestLint(t *testing.T) {
+	if out, err := helm(t, "lint", "--strict", chart, "-f", "testdata/v1.8-values.yaml"); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+}
+
+// A v1.8 values file renders, with v1.8's names, so the broker's IAM role
+// trust and every client keep working.
+func TestV18ValuesRender(t *testing.T) {
+	objs := render(t, "-f", "testdata/v1.8-values.yaml")
+	for _, want := range [][2]string{
+		{"Deployment", "irsa"}, {"Service", "irsa-svc"}, {"ServiceAccount", "irsa"}, {"ConfigMap", "domino-org-iamrole-mapping"},
+		{"Certificate", "irsa-certificate"}, {"NetworkPolicy", "irsa"}, {"Mutation", "irsa"}, {"Mutation", "irsa-cloud-identity"},
+	} {
+		if find(objs, want[0], want[1]) == nil {
+			t.Errorf("no %s %s rendered", want[0], want[1])
+		}
+	}
+	sa := find(objs, "ServiceAccount", "irsa")
+	if got := sa.GetAnnotations()["eks.amazonaws.com/role-arn"]; got != "arn:aws:iam::946429944765:role/acme-irsa-svc-role" {
+		t.Errorf("role annotation %q", got)
+	}
+	if cm := find(objs, "ConfigMap", "domino-org-iamrole-mapping"); cm.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+		t.Error("the mapping ConfigMap would be deleted by helm uninstall")
+	}
+	d := find(objs, "Deployment", "irsa")
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	c := containers[0].(map[string]any)
+	if c["image"] != "domino/field/irsa:v1.8.0-release" {
+		t.Errorf("broker image %v: v1.8's <repository>/<serverContainer>:<serverAppVersion>", c["image"])
+	}
+	ro, _, _ := unstructured.NestedBool(c, "securityContext", "readOnlyRootFilesystem")
+	if !ro {
+		t.Error("the broker does not run read-only")
+	}
+	if replicas, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); fmt.Sprint(replicas) != "5" {
+		t.Errorf("replicas %v, want v1.8's env.replicas", replicas)
+	}
+}
+
+// A missing or wrong required value fails with the key's name.
+func TestSchemaNamesTheKey(t *testing.T) {
+	for key, set := range map[string][]string{
+		"oidc_provider":   {"--set", "env.oidc_provider=https://oidc.example/id/X"},
+		"aws_region":      {"--set", "env.aws_region=Oregon"},
+		"eks_aws_account": {"--set", "env.eks_aws_account=12345"},
+	} {
+		args := append([]string{"template", "irsa", chart, "-f", "testdata/v1.8-values.yaml"}, set...)
+		if _, err := helm(t, args...); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%v: err = %v, want one naming %s", set, err, key)
+		}
+	}
+	if _, err := helm(t, "template", "irsa", chart); err == nil || !strings.Contains(err.Error(), "eks_aws_account") {
+		t.Errorf("defaults without the site's values: err = %v, want one naming the required keys", err)
+	}
+}
