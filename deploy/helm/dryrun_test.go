@@ -9,32 +9,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/irsa-broker/irsa-broker/test/clustertest"
 	"github.com/irsa-broker/irsa-broker/test/kubetest"
 )
-
-var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
-// crd is a permissive CustomResourceDefinition for a kind the chart uses
-// whose operator does not run in tests (cert-manager, domsed, Istio,
-// Prometheus operator): the API server then checks the objects' envelope.
-func crd(group, version, kind, plural string) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": plural + "." + group},
-		"spec": map[string]any{
-			"group": group, "scope": "Namespaced",
-			"names": map[string]any{"kind": kind, "plural": plural},
-			"versions": []any{map[string]any{"name": version, "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
-		},
-	}}
-}
 
 // TestRenderedObjectsPassServerSideDryRun renders the chart with a v1.8
 // values file and with every optional part on, and creates every object
@@ -56,31 +37,8 @@ func TestRenderedObjectsPassServerSideDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*unstructured.Unstructured{
-		crd("cert-manager.io", "v1", "Issuer", "issuers"),
-		crd("cert-manager.io", "v1", "Certificate", "certificates"),
-		crd("apps.dominodatalab.com", "v1alpha1", "Mutation", "mutations"),
-		crd("security.istio.io", "v1beta1", "PeerAuthentication", "peerauthentications"),
-		crd("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
-	} {
-		if _, err := dyn.Resource(crdResource).Create(ctx, c, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := kubetest.Poll(ctx, 100*time.Millisecond, c.GetName()+" established", func() (bool, error) {
-			got, err := dyn.Resource(crdResource).Get(ctx, c.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return false, kubetest.Retry(err)
-			}
-			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-			for _, cond := range conds {
-				if m, ok := cond.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-					return true, nil
-				}
-			}
-			return false, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+	if err := clustertest.InstallCRDs(ctx, cp.Config, clustertest.ThirdPartyCRDs...); err != nil {
+		t.Fatal(err)
 	}
 	for _, ns := range []string{"domino-platform", "domino-compute", "domino-field"} {
 		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
