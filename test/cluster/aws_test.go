@@ -51,14 +51,8 @@ func startAWS() error {
 			`"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"%s:aud":%q},"StringLike":{"%s:sub":[%s]}}}]}`,
 			providerARN, env.provider, audience, env.provider, quoteAll(subs))
 	}
-	// The broker's own identity: exactly the IAM calls it makes (deploy/README.md).
-	if _, err := sim.CreateRole(eksAccount, brokerRole, "/", federated("system:serviceaccount:"+fieldNS+":"+brokerSA)); err != nil {
-		return err
-	}
-	brokerPolicy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[`+
-		`{"Effect":"Allow","Action":["iam:GetRole","iam:UpdateAssumeRolePolicy"],"Resource":"arn:aws:iam::%s:role/*"},`+
-		`{"Effect":"Allow","Action":"iam:GetAccountSummary","Resource":"*"}]}`, eksAccount)
-	if err := sim.PutRolePolicy(eksAccount, brokerRole, "irsa-broker", brokerPolicy); err != nil {
+	env.providerARN = providerARN
+	if err := addBrokerRole(brokerRole, "system:serviceaccount:"+fieldNS+":"+brokerSA); err != nil {
 		return err
 	}
 	if env.proxyARN, err = sim.CreateRole(eksAccount, proxyRole, "/", federated()); err != nil {
@@ -71,6 +65,22 @@ func startAWS() error {
 	assetTrust := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"sts:AssumeRole"}]}`, eksAccount)
 	env.assetARN, err = sim.CreateRole(assetsAccount, proxyRole, "/", assetTrust)
 	return err
+}
+
+// addBrokerRole creates a broker's own role, trusted by the service account
+// of subject, allowed exactly the IAM calls the broker makes
+// (deploy/README.md).
+func addBrokerRole(name, subject string) error {
+	trust := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":%q},`+
+		`"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"%s:aud":%q},"StringLike":{"%s:sub":[%q]}}}]}`,
+		env.providerARN, env.provider, audience, env.provider, subject)
+	if _, err := env.sim.CreateRole(eksAccount, name, "/", trust); err != nil {
+		return err
+	}
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[`+
+		`{"Effect":"Allow","Action":["iam:GetRole","iam:UpdateAssumeRolePolicy"],"Resource":"arn:aws:iam::%s:role/*"},`+
+		`{"Effect":"Allow","Action":"iam:GetAccountSummary","Resource":"*"}]}`, eksAccount)
+	return env.sim.PutRolePolicy(eksAccount, name, "irsa-broker", policy)
 }
 
 func quoteAll(s []string) string {

@@ -40,13 +40,13 @@ import (
 // OIDC provider, the Domino host, the AWS endpoints (the simulator stands for
 // AWS) and what EKS's pod-identity webhook injects for the broker's own
 // role. It waits for three Ready replicas.
-func deployBroker(ctx context.Context) error {
+func deployBroker(ctx context.Context) (err error) {
 	for _, ns := range []string{fieldNS, computeNS} {
 		if _, err := env.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 	}
-	if err := createCertificates(ctx); err != nil {
+	if env.brokerCA, err = createCertificates(ctx, fieldNS, computeNS, "irsa-certs", "irsa-svc"); err != nil {
 		return err
 	}
 	for _, f := range []string{"rbac.yaml", "broker.yaml"} {
@@ -190,10 +190,11 @@ func waitDeployment(ctx context.Context, tag string) error {
 	})
 }
 
-// createCertificates writes what cert-manager's Certificate irsa-certs
-// produces (tls.crt, tls.key, ca.crt) and its copy in the compute namespace
-// (the certificate and the CA only: a workload never gets the key).
-func createCertificates(ctx context.Context) error {
+// createCertificates writes what cert-manager's Certificate of service
+// produces in secret name (tls.crt, tls.key, ca.crt), and its copy in the
+// compute namespace (the certificate and the CA only: a workload never gets
+// the key). It returns the CA.
+func createCertificates(ctx context.Context, field, compute, name, service string) ([]byte, error) {
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "irsa-ca"},
@@ -201,45 +202,50 @@ func createCertificates(ctx context.Context) error {
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "irsa-svc"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		DNSNames: []string{"irsa-svc", "irsa-svc." + fieldNS, "irsa-svc." + fieldNS + ".svc", "irsa-svc." + fieldNS + ".svc.cluster.local"},
+		DNSNames: []string{service, service + "." + field, service + "." + field + ".svc", service + "." + field + ".svc.cluster.local"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, key.Public(), caKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	keyDER, _ := x509.MarshalECPrivateKey(key)
-	env.brokerCA = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "irsa-certs", Namespace: fieldNS}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{"tls.crt": crt, "tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), "ca.crt": env.brokerCA}}
-	if _, err := env.cs.CoreV1().Secrets(fieldNS).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-		return err
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: field}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.crt": crt, "tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), "ca.crt": caPEM}}
+	if _, err := env.cs.CoreV1().Secrets(field).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		return nil, err
 	}
-	public := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "irsa-certs", Namespace: computeNS},
-		Data: map[string][]byte{"tls.crt": crt, "ca.crt": env.brokerCA}}
-	_, err = env.cs.CoreV1().Secrets(computeNS).Create(ctx, public, metav1.CreateOptions{})
-	return err
+	public := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: compute},
+		Data: map[string][]byte{"tls.crt": crt, "ca.crt": caPEM}}
+	_, err = env.cs.CoreV1().Secrets(compute).Create(ctx, public, metav1.CreateOptions{})
+	return caPEM, err
 }
 
-// brokerClient calls the broker's pods directly (the host reaches pod IPs);
-// it trusts the broker's CA and checks the Service's name.
-func brokerClient() *http.Client {
+// brokerClient calls a broker's pods directly (the host reaches pod IPs);
+// it trusts ca and checks the Service's name.
+func brokerClient(ca []byte, serverName string) *http.Client {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(env.brokerCA)
+	pool.AppendCertsFromPEM(ca)
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "irsa-svc." + fieldNS},
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: serverName},
 	}}
 }
 
-// adminCall sends an admin request to one Ready broker pod.
+// adminCall sends an admin request to one Ready broker pod of the manifests.
 func adminCall(ctx context.Context, method, path, body string) (int, string, error) {
-	pods, err := env.cs.CoreV1().Pods(fieldNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=irsa-broker"})
+	return adminCallIn(ctx, fieldNS, env.brokerCA, "irsa-svc."+fieldNS, method, path, body)
+}
+
+// adminCallIn sends an admin request to one Ready broker pod of ns.
+func adminCallIn(ctx context.Context, ns string, ca []byte, serverName, method, path, body string) (int, string, error) {
+	pods, err := env.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=irsa-broker"})
 	if err != nil {
 		return 0, "", err
 	}
@@ -249,7 +255,7 @@ func adminCall(ctx context.Context, method, path, body string) (int, string, err
 		}
 		req, _ := http.NewRequestWithContext(ctx, method, "https://"+p.Status.PodIP+":6000"+path, strings.NewReader(body))
 		req.Header.Set(brokerapi.HeaderAuthorization, "Bearer admin-token")
-		resp, err := brokerClient().Do(req)
+		resp, err := brokerClient(ca, serverName).Do(req)
 		if err != nil {
 			return 0, "", err
 		}

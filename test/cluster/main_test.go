@@ -26,19 +26,20 @@ const (
 )
 
 var env struct {
-	root      string // the repository
-	c         *clustertest.Cluster
-	cs        kubernetes.Interface
-	version   string // the images' version tag
-	sim       *awssim.Server
-	simURL    string
-	provider  string
-	proxyARN  string
-	assetARN  string
-	dominoURL string
-	brokerCA  []byte
-	closers   []func()
-	figures   []string
+	root        string // the repository
+	c           *clustertest.Cluster
+	cs          kubernetes.Interface
+	version     string // the images' version tag
+	sim         *awssim.Server
+	simURL      string
+	provider    string
+	providerARN string
+	proxyARN    string
+	assetARN    string
+	dominoURL   string
+	brokerCA    []byte
+	closers     []func()
+	figures     []string
 }
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }

@@ -26,14 +26,23 @@ import (
 // additions after the Mutation: the images' tag, and AWS's endpoint (the
 // simulator).
 func workload(ctx context.Context, runID, token string, sidecarEnv ...corev1.EnvVar) (*corev1.Pod, error) {
+	m, err := shippedMutation()
+	if err != nil {
+		return nil, err
+	}
+	return workloadIn(ctx, computeNS, []domsed.Mutation{m}, runID, token, sidecarEnv...)
+}
+
+// workloadIn is workload in namespace ns, shaped by mutations.
+func workloadIn(ctx context.Context, ns string, mutations []domsed.Mutation, runID, token string, sidecarEnv ...corev1.EnvVar) (*corev1.Pod, error) {
 	u := users[token]
 	sa := brokerapi.RunPrefix + runID
-	if _, err := env.cs.CoreV1().ServiceAccounts(computeNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := env.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	never := corev1.PullNever
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "run-" + runID, Namespace: computeNS, Labels: map[string]string{
+		ObjectMeta: metav1.ObjectMeta{Name: "run-" + runID, Namespace: ns, Labels: map[string]string{
 			brokerapi.LabelExecutionID:        runID,
 			brokerapi.LabelStartingUser:       u.ID,
 			brokerapi.LabelAppName:            brokerapi.RunPrefix + runID,
@@ -51,12 +60,10 @@ func workload(ctx context.Context, runID, token string, sidecarEnv ...corev1.Env
 			},
 		},
 	}
-	m, err := shippedMutation()
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Apply(pod); err != nil {
-		return nil, err
+	for _, m := range mutations {
+		if err := m.Apply(pod); err != nil {
+			return nil, err
+		}
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -64,11 +71,11 @@ func workload(ctx context.Context, runID, token string, sidecarEnv ...corev1.Env
 			c.Image, c.ImagePullPolicy = "irsa-sidecar:"+env.version, never
 		}
 		c.Env = append(c.Env, corev1.EnvVar{Name: "AWS_ENDPOINT_URL_STS", Value: env.simURL})
-		if c.Name == "irsa-sidecar" {
+		if c.Name == "irsa-sidecar" || c.Name == chartSidecar {
 			c.Env = append(c.Env, sidecarEnv...)
 		}
 	}
-	return env.cs.CoreV1().Pods(computeNS).Create(ctx, pod, metav1.CreateOptions{})
+	return env.cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 }
 
 func shippedMutation() (domsed.Mutation, error) {
@@ -82,9 +89,14 @@ func shippedMutation() (domsed.Mutation, error) {
 // waitWorkload waits until the pod's sidecar is Ready and its run container
 // has printed the identity the SDK chain ended with; it returns that output.
 func waitWorkload(ctx context.Context, name string) (string, error) {
+	return waitWorkloadIn(ctx, computeNS, name)
+}
+
+// waitWorkloadIn is waitWorkload in namespace ns.
+func waitWorkloadIn(ctx context.Context, ns, name string) (string, error) {
 	var pod *corev1.Pod
 	err := kubetest.Poll(ctx, 500*time.Millisecond, "workload "+name+": sidecar Ready and run done", func() (bool, error) {
-		p, err := env.cs.CoreV1().Pods(computeNS).Get(ctx, name, metav1.GetOptions{})
+		p, err := env.cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, kubetest.Retry(err)
 		}
@@ -92,7 +104,7 @@ func waitWorkload(ctx context.Context, name string) (string, error) {
 		var sidecarReady, runDone bool
 		for _, s := range p.Status.ContainerStatuses {
 			switch s.Name {
-			case "irsa-sidecar":
+			case "irsa-sidecar", chartSidecar:
 				sidecarReady = s.Ready
 			case "run":
 				if t := s.State.Terminated; t != nil {
@@ -108,7 +120,7 @@ func waitWorkload(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out, err := env.cs.CoreV1().Pods(computeNS).GetLogs(pod.Name, &corev1.PodLogOptions{Container: "run"}).DoRaw(ctx)
+	out, err := env.cs.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: "run"}).DoRaw(ctx)
 	return string(out), err
 }
 
