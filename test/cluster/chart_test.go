@@ -56,6 +56,16 @@ func TestChartWithV18Values(t *testing.T) {
 	if err := addBrokerRole(chartRole, "system:serviceaccount:"+chartField+":irsa"); err != nil {
 		t.Fatal(err)
 	}
+	// The mappings a v1.8 site has: a single-role org (the legacy value
+	// format, as Python's json.dumps wrote it) and a multi-role one.
+	single := fmt.Sprintf(`{"iam_role_arn": %q, "proxy_iam_role_arn": %q, "update_iam_role_trust_policy": true}`, env.assetARN, env.proxyARN)
+	multi := fmt.Sprintf(`[{"iam_role_arn": %q, "proxy_iam_role_arn": %q, "update_iam_role_trust_policy": "false"}]`, env.assetARN, env.proxyARN)
+	v18 := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "domino-org-iamrole-mapping", Namespace: chartField,
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "Helm"}, Annotations: map[string]string{"meta.helm.sh/release-name": "irsa-v18"}},
+		Data: map[string]string{"irsa-iamrole-list-bucket": single, "irsa-iamrole-multi": multi}}
+	if _, err := env.cs.CoreV1().ConfigMaps(chartField).Create(ctx, v18, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if out, err := helmInstall(ctx, t); err != nil {
 		printPods(chartField)
@@ -63,9 +73,28 @@ func TestChartWithV18Values(t *testing.T) {
 	}
 	figure("helm install --wait with a v1.8 values file (2 replicas Ready)", time.Since(start))
 
-	body := fmt.Sprintf(`{"domino_org":"irsa-iamrole-list-bucket","iam_role_arn":%q,"proxy_iam_role_arn":%q}`, env.assetARN, env.proxyARN)
-	if code, out, err := adminCallIn(ctx, chartField, ca, "irsa-svc."+chartField, "POST", brokerapi.PathUpdateMapping, body); err != nil || code != 200 {
-		t.Fatalf("update_role_mapping: %d %s %v", code, out, err)
+	// The new broker reads v1.8's mappings unchanged.
+	code, got, err := adminCallIn(ctx, chartField, ca, "irsa-svc."+chartField, "GET", brokerapi.PathRoleMappings, "")
+	if err != nil || code != 200 {
+		t.Fatalf("role_mappings: %d %s %v", code, got, err)
+	}
+	var all struct {
+		All map[string]json.RawMessage `json:"all_role_mappings"`
+	}
+	if err := json.Unmarshal([]byte(got), &all); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"irsa-iamrole-list-bucket": fmt.Sprintf(`{"iam_role_arn":%q,"proxy_iam_role_arn":%q,"update_iam_role_trust_policy":true}`, env.assetARN, env.proxyARN),
+		"irsa-iamrole-multi":       fmt.Sprintf(`[{"iam_role_arn":%q,"proxy_iam_role_arn":%q,"update_iam_role_trust_policy":false}]`, env.assetARN, env.proxyARN),
+	}
+	for org, w := range want {
+		if string(all.All[org]) != w {
+			t.Errorf("%s after the switch: %s, want %s", org, all.All[org], w)
+		}
+	}
+	if cm, err := env.cs.CoreV1().ConfigMaps(chartField).Get(ctx, "domino-org-iamrole-mapping", metav1.GetOptions{}); err != nil || cm.Data["irsa-iamrole-list-bucket"] != single {
+		t.Errorf("the ConfigMap changed: %v %v", cm.Data, err)
 	}
 	mutations, err := installedMutations(ctx)
 	if err != nil {
