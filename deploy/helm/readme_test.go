@@ -1,0 +1,93 @@
+package helm
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+var update = flag.Bool("update", false, "rewrite the values table of irsa-broker/README.md")
+
+const (
+	tableStart = "<!-- values:start -->"
+	tableEnd   = "<!-- values:end -->"
+)
+
+// valuesTable renders values.yaml as a Markdown table: every leaf key with
+// its default and the comment above it (or above its nearest parent).
+func valuesTable(t *testing.T) string {
+	b, err := os.ReadFile("irsa-broker/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	var walk func(n *yaml.Node, prefix, inherited string)
+	walk = func(n *yaml.Node, prefix, inherited string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := prefix + k.Value
+			comment := cleanComment(k.HeadComment)
+			if comment == "" {
+				comment = inherited
+			}
+			if v.Kind == yaml.MappingNode && len(v.Content) > 0 {
+				walk(v, key+".", comment)
+				continue
+			}
+			def := v.Value
+			if v.Kind != yaml.ScalarNode {
+				out, _ := yaml.Marshal(v)
+				def = strings.TrimSpace(string(out))
+			}
+			def = strings.ReplaceAll(strings.TrimSpace(def), "\n", "<br>")
+			rows = append(rows, fmt.Sprintf("| `%s` | `%s` | %s |", key, def, strings.ReplaceAll(comment, "|", "\\|")))
+		}
+	}
+	walk(doc.Content[0], "", "")
+	return "| key | default | meaning |\n|---|---|---|\n" + strings.Join(rows, "\n") + "\n"
+}
+
+func cleanComment(c string) string {
+	var lines []string
+	for _, l := range strings.Split(c, "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "#"))
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, " ")
+}
+
+// TestREADMEValuesTable keeps the chart README's values table in sync with
+// values.yaml (go test ./deploy/helm -run TestREADME -update rewrites it).
+func TestREADMEValuesTable(t *testing.T) {
+	const path = "irsa-broker/README.md"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i, j := strings.Index(readme, tableStart), strings.Index(readme, tableEnd)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the %s … %s markers", path, tableStart, tableEnd)
+	}
+	want := readme[:i+len(tableStart)] + "\n" + valuesTable(t) + readme[j:]
+	if want == readme {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s's values table is not values.yaml's: run go test ./deploy/helm -run TestREADME -update", path)
+}
