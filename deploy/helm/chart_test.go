@@ -4,6 +4,7 @@ package helm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/irsa-broker/irsa-broker/test/clustertest"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
@@ -22,16 +24,15 @@ import (
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(self), "..", "..")
-	out, err := exec.Command("bash", filepath.Join(root, "test", "testenv", "setup.sh"), "--helm").Output()
+	bin, err := clustertest.Helm(context.Background())
 	if err != nil {
-		t.Fatalf("test/testenv/setup.sh --helm (make testenv): %v", err)
+		t.Fatal(err)
 	}
 	if args[0] == "template" {
 		// The test cluster's version (helm built from source defaults to an old one).
 		args = append(args, "--kube-version", "v1.32.4")
 	}
-	cmd := exec.Command(strings.TrimSpace(string(out)), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = filepath.Dir(self)
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 	var stderr bytes.Buffer

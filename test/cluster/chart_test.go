@@ -120,9 +120,9 @@ func TestChartWithV18Values(t *testing.T) {
 // helmInstall installs the chart as a site would: its v1.8 values file, the
 // images of this project, and this cluster's settings.
 func helmInstall(ctx context.Context, t *testing.T) (string, error) {
-	out, err := exec.CommandContext(ctx, "bash", filepath.Join(env.root, "test", "testenv", "setup.sh"), "--helm").Output()
+	bin, err := clustertest.Helm(ctx)
 	if err != nil {
-		return "", fmt.Errorf("setup.sh --helm: %w", err)
+		return "", err
 	}
 	const tokenDir = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
 	site := map[string]any{
@@ -156,7 +156,7 @@ func helmInstall(ctx context.Context, t *testing.T) (string, error) {
 	if err := os.WriteFile(siteFile, b, 0o600); err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, strings.TrimSpace(string(out)), "install", "irsa", filepath.Join(env.root, "deploy", "helm", "irsa-broker"),
+	cmd := exec.CommandContext(ctx, bin, "install", "irsa", filepath.Join(env.root, "deploy", "helm", "irsa-broker"),
 		"--kubeconfig", env.c.CP.Kubeconfig, "--namespace", chartField,
 		"-f", filepath.Join(env.root, "deploy", "helm", "testdata", "v1.8-values.yaml"), "-f", siteFile,
 		"--wait", "--timeout", "3m")

@@ -210,23 +210,34 @@ type Bins struct {
 	Kubelet, KubeProxy, Scheduler, ControllerManager, CoreDNS string
 }
 
-// NodeBinaries finds (and, the first time, builds) the node's binaries
-// through test/testenv/setup.sh --node, which prints their directory.
-func NodeBinaries(ctx context.Context) (Bins, error) {
+// setup runs test/testenv/setup.sh with mode and returns the path it prints.
+func setup(ctx context.Context, mode string) (string, error) {
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
-		return Bins{}, errors.New("clustertest: cannot locate the repository")
+		return "", errors.New("clustertest: cannot locate the repository")
 	}
 	script := filepath.Join(filepath.Dir(self), "..", "testenv", "setup.sh")
-	cmd := exec.CommandContext(ctx, "bash", script, "--node")
+	cmd := exec.CommandContext(ctx, "bash", script, mode)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return Bins{}, fmt.Errorf("clustertest: %s --node failed (run `make testenv`): %w\n%s", script, err, stderr.String())
+		return "", fmt.Errorf("clustertest: %s %s failed (run `make testenv`): %w\n%s", script, mode, err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir := lines[len(lines)-1]
+	return lines[len(lines)-1], nil
+}
+
+// Helm finds (and, the first time, builds) the pinned helm binary.
+func Helm(ctx context.Context) (string, error) { return setup(ctx, "--helm") }
+
+// NodeBinaries finds (and, the first time, builds) the node's binaries
+// through test/testenv/setup.sh --node, which prints their directory.
+func NodeBinaries(ctx context.Context) (Bins, error) {
+	dir, err := setup(ctx, "--node")
+	if err != nil {
+		return Bins{}, err
+	}
 	b := Bins{
 		Kubelet: filepath.Join(dir, "kubelet"), KubeProxy: filepath.Join(dir, "kube-proxy"),
 		Scheduler: filepath.Join(dir, "kube-scheduler"), ControllerManager: filepath.Join(dir, "kube-controller-manager"),
@@ -234,7 +245,7 @@ func NodeBinaries(ctx context.Context) (Bins, error) {
 	}
 	for _, p := range []string{b.Kubelet, b.KubeProxy, b.Scheduler, b.ControllerManager, b.CoreDNS} {
 		if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
-			return Bins{}, fmt.Errorf("clustertest: %s --node did not produce %s (run `make testenv`)", script, p)
+			return Bins{}, fmt.Errorf("clustertest: test/testenv/setup.sh --node did not produce %s (run `make testenv`)", p)
 		}
 	}
 	return b, nil
