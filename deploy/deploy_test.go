@@ -6,8 +6,10 @@ package deploy_test
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"flag"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-broker/irsa-broker/core/config"
+	"github.com/irsa-broker/irsa-broker/test/clustertest"
 )
 
 // objects decodes every document of the manifests that client-go knows;
@@ -32,19 +35,42 @@ func objects(t *testing.T, paths ...string) []runtime.Object {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, d := range bytes.Split(b, []byte("\n---\n")) {
-			if len(bytes.TrimSpace(d)) == 0 {
-				continue
-			}
-			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(d, nil, nil)
-			if err == nil {
-				out = append(out, obj)
-				continue
-			}
-			var u map[string]any
-			if yerr := yaml.Unmarshal(d, &u); yerr != nil || u["kind"] == nil {
-				t.Fatalf("%s document %d: %v", p, i, err)
-			}
+		out = append(out, decodeDocs(t, p, b)...)
+	}
+	return out
+}
+
+// chartObjects renders the Helm chart with a v1.8 values file.
+func chartObjects(t *testing.T) []runtime.Object {
+	t.Helper()
+	bin, err := clustertest.Helm(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "template", "irsa", "helm/irsa-broker", "-f", "helm/testdata/v1.8-values.yaml", "--kube-version", "v1.32.4")
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	return decodeDocs(t, "helm template", b)
+}
+
+func decodeDocs(t *testing.T, p string, b []byte) []runtime.Object {
+	t.Helper()
+	var out []runtime.Object
+	for i, d := range bytes.Split(b, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(d)) == 0 {
+			continue
+		}
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(d, nil, nil)
+		if err == nil {
+			out = append(out, obj)
+			continue
+		}
+		var u map[string]any
+		if yerr := yaml.Unmarshal(d, &u); yerr != nil || u["kind"] == nil {
+			t.Fatalf("%s document %d: %v", p, i, err)
 		}
 	}
 	return out
@@ -133,7 +159,14 @@ func flagNames(fs *flag.FlagSet) []string {
 }
 
 // TestRBACCoversTheBroker lists every Kubernetes call the broker makes.
+// TestRBACCoversTheBroker: the manifests' RBAC and the chart's grant every
+// call the broker makes.
 func TestRBACCoversTheBroker(t *testing.T) {
+	t.Run("manifests", func(t *testing.T) { checkRBAC(t, objects(t, "kubernetes/rbac.yaml"), "irsa-broker") })
+	t.Run("chart", func(t *testing.T) { checkRBAC(t, chartObjects(t), "irsa") })
+}
+
+func checkRBAC(t *testing.T, objs []runtime.Object, sa string) {
 	type need struct{ ns, group, resource, verb string }
 	needs := []need{
 		{"domino-field", "", "configmaps", "get"}, {"domino-field", "", "configmaps", "list"}, {"domino-field", "", "configmaps", "watch"},
@@ -149,18 +182,18 @@ func TestRBACCoversTheBroker(t *testing.T) {
 	rules := map[string][]rbacv1.PolicyRule{} // namespace ("" cluster) → rules bound to the broker
 	roles := map[string][]rbacv1.PolicyRule{}
 	var bindings []struct{ ns, role string }
-	for _, o := range objects(t, "kubernetes/rbac.yaml") {
+	for _, o := range objs {
 		switch v := o.(type) {
 		case *rbacv1.Role:
 			roles[v.Namespace+"/"+v.Name] = v.Rules
 		case *rbacv1.ClusterRole:
 			roles["/"+v.Name] = v.Rules
 		case *rbacv1.RoleBinding:
-			if v.Subjects[0].Name == "irsa-broker" {
+			if v.Subjects[0].Name == sa {
 				bindings = append(bindings, struct{ ns, role string }{v.Namespace, v.Namespace + "/" + v.RoleRef.Name})
 			}
 		case *rbacv1.ClusterRoleBinding:
-			if v.Subjects[0].Name == "irsa-broker" {
+			if v.Subjects[0].Name == sa {
 				bindings = append(bindings, struct{ ns, role string }{"", "/" + v.RoleRef.Name})
 			}
 		}
