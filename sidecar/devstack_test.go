@@ -287,9 +287,12 @@ func TestDevStackPropagationDelay(t *testing.T) {
 
 	sawWrittenNotReady := false
 	polltest.Until(t, "/readyz 200", func() bool {
-		code, _ := get(t, base+"/readyz")
+		// /status first: readiness only turns on, so a ready /status
+		// followed by a 503 from /readyz is a contradiction, whereas the
+		// other order could see it turn on in between.
 		var s Status
 		getJSON(t, base+"/status", &s)
+		code, _ := get(t, base+"/readyz")
 		if code == 200 {
 			return true
 		}
