@@ -94,7 +94,7 @@ func TestV18ValuesRender(t *testing.T) {
 	objs := render(t, "-f", "testdata/v1.8-values.yaml")
 	for _, want := range [][2]string{
 		{"Deployment", "irsa"}, {"Service", "irsa-svc"}, {"ServiceAccount", "irsa"},
-		{"Certificate", "irsa-certificate"}, {"NetworkPolicy", "irsa"}, {"Mutation", "irsa"}, {"Mutation", "irsa-cloud-identity"},
+		{"Certificate", "irsa-certificate"}, {"NetworkPolicy", "irsa"}, {"Mutation", "irsa-sidecar"}, {"Mutation", "irsa-cloud-identity"},
 	} {
 		if find(objs, want[0], want[1]) == nil {
 			t.Errorf("no %s %s rendered", want[0], want[1])
@@ -138,5 +138,29 @@ func TestSchemaNamesTheKey(t *testing.T) {
 	}
 	if _, err := helm(t, "template", "irsa", chart); err == nil || !strings.Contains(err.Error(), "eks_aws_account") {
 		t.Errorf("defaults without the site's values: err = %v, want one naming the required keys", err)
+	}
+}
+
+// irsa_client_sidecar.enabled=false installs v1.8's env-and-volumes-only
+// Mutation <name>: no container, the same environment.
+func TestEnvOnlyVariant(t *testing.T) {
+	objs := render(t, "-f", "testdata/v1.8-values.yaml", "--set", "irsa_client_sidecar.enabled=false")
+	m := find(objs, "Mutation", "irsa")
+	if m == nil || find(objs, "Mutation", "irsa-sidecar") != nil {
+		t.Fatal("want Mutation irsa and no irsa-sidecar")
+	}
+	rules, _, _ := unstructured.NestedSlice(m.Object, "rules")
+	var env bool
+	for _, r := range rules {
+		rule := r.(map[string]any)
+		if _, ok := rule["insertContainer"]; ok {
+			t.Error("the env-only variant inserts a container")
+		}
+		if _, ok := rule["modifyEnv"]; ok {
+			env = true
+		}
+	}
+	if !env {
+		t.Error("the env-only variant sets no environment")
 	}
 }

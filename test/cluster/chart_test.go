@@ -174,8 +174,8 @@ func helmInstall(ctx context.Context, t *testing.T) (string, error) {
 	return buf.String(), err
 }
 
-// installedMutations reads the chart's Mutations back from the cluster, in
-// the order v1.8 defines them (the labels' Mutation first).
+// installedMutations reads the chart's workload Mutation (the sidecar
+// variant) back from the cluster.
 func installedMutations(ctx context.Context) ([]domsed.Mutation, error) {
 	dyn, err := dynamic.NewForConfig(env.c.CP.Config)
 	if err != nil {
@@ -183,7 +183,7 @@ func installedMutations(ctx context.Context) ([]domsed.Mutation, error) {
 	}
 	gvr := schema.GroupVersionResource{Group: "apps.dominodatalab.com", Version: "v1alpha1", Resource: "mutations"}
 	var out []domsed.Mutation
-	for _, name := range []string{"irsa"} {
+	for _, name := range []string{"irsa-sidecar"} {
 		u, err := dyn.Resource(gvr).Namespace(chartPlatform).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return nil, err
