@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -72,27 +73,24 @@ func TestConfigMapStoreRacingWriters(t *testing.T) {
 	}
 }
 
-// holdWork models the work a replica does while it holds a role's Lease
-// (a trust-policy round); it widens the window in which two holders would
-// overlap. Not a synchronisation.
-const holdWork = 2 * time.Millisecond
-
 // TestRoleLeaseLock: lockers of four "replicas" never hold one role's
 // Lease at once; a holder that stops renewing loses it after its duration.
 func TestRoleLeaseLock(t *testing.T) {
 	ctx := context.Background()
 	role := "arn:aws:iam::946429944765:role/lease-test"
 	var lockers []*kube.LeaseLocker
+	var clients []*kubernetes.Clientset
 	for i := range 4 {
 		cs, err := env.cp.Clientset(0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
+		clients = append(clients, cs)
 		lockers = append(lockers, kube.NewLeaseLocker(cs, kube.LeaseLockerOptions{Namespace: fieldNS, Identity: fmt.Sprintf("locker-%d", i), LeaseDuration: 3 * time.Second}))
 	}
 	var inside, maxInside, total atomic.Int32
 	var wg sync.WaitGroup
-	for _, l := range lockers {
+	for i, l := range lockers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -111,7 +109,12 @@ func TestRoleLeaseLock(t *testing.T) {
 						break
 					}
 				}
-				time.Sleep(holdWork) // models work done under the lock
+				// Work under the lock, as a trust-policy round does: a round
+				// trip to the API server, which widens the window in which
+				// two holders would overlap.
+				if _, err := clients[i].CoordinationV1().Leases(fieldNS).List(ctx, metav1.ListOptions{}); err != nil {
+					t.Error(err)
+				}
 				inside.Add(-1)
 				total.Add(1)
 				unlock()
