@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -187,10 +186,11 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	}
 	res = MapResult{Grants: dec.Grants, Workload: w, DecisionID: dec.ID, Subject: s.subject(w)}
 	// Render before touching IAM: a grant that cannot be rendered changes nothing.
-	if res.Config, err = s.render(dec.Grants, req.Caller.Username); err != nil {
+	pairs := model.Pairs(dec.Grants)
+	if res.Config, err = s.render(pairs, req.Caller.Username); err != nil {
 		return MapResult{}, err
 	}
-	proxies := proxiesToUpdate(dec.Grants)
+	proxies := model.ProxyRolesToUpdate(pairs)
 	if req.DryRun || len(proxies) == 0 {
 		return res, nil
 	}
@@ -237,11 +237,7 @@ func (s *Service) resolveOwned(ctx context.Context, req MapRequest) (model.Workl
 }
 
 // render writes the AWS config of the granted role pairs.
-func (s *Service) render(grants []model.Grant, username string) (awsconfig.Config, error) {
-	roles := make([]model.RolePair, 0, len(grants))
-	for _, g := range grants {
-		roles = append(roles, g.RolePair)
-	}
+func (s *Service) render(roles []model.RolePair, username string) (awsconfig.Config, error) {
 	ro := s.o.Render
 	if s.o.RoleSessionNameFromUser && ro.RoleSessionName == "" {
 		// Usernames may hold characters STS session names do not.
@@ -252,19 +248,6 @@ func (s *Service) render(grants []model.Grant, username string) (awsconfig.Confi
 		return awsconfig.Config{}, model.Wrap(model.KindInvalid, "invalid_grant", "cannot render the AWS config for the granted roles", err)
 	}
 	return cfg, nil
-}
-
-// proxiesToUpdate lists, sorted and unique, the proxy roles of the grants
-// whose trust policy the broker edits.
-func proxiesToUpdate(grants []model.Grant) []string {
-	var proxies []string
-	for _, g := range grants {
-		if g.UpdateTrustPolicy {
-			proxies = append(proxies, g.ProxyIAMRoleARN)
-		}
-	}
-	slices.Sort(proxies)
-	return slices.Compact(proxies)
 }
 
 // ensureAll writes the subject to every proxy role concurrently; the trust

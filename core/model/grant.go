@@ -6,3 +6,12 @@ type Grant struct {
 	Org string `json:"org"`
 	RolePair
 }
+
+// Pairs returns the role pairs of grants.
+func Pairs(grants []Grant) []RolePair {
+	pairs := make([]RolePair, 0, len(grants))
+	for _, g := range grants {
+		pairs = append(pairs, g.RolePair)
+	}
+	return pairs
+}

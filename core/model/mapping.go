@@ -104,15 +104,22 @@ func (m Mapping) Clone() Mapping {
 }
 
 // ProxyRolesToUpdate lists, sorted and without duplicates, the proxy roles
-// whose trust policy the broker edits for the mappings of s
-// (UpdateTrustPolicy set).
+// whose trust policy the broker edits for the mappings of s.
 func (s Snapshot) ProxyRolesToUpdate() []string {
-	var out []string
+	var pairs []RolePair
 	for _, m := range s.Mappings {
-		for _, p := range m.Pairs {
-			if p.UpdateTrustPolicy && p.ProxyIAMRoleARN != "" {
-				out = append(out, p.ProxyIAMRoleARN)
-			}
+		pairs = append(pairs, m.Pairs...)
+	}
+	return ProxyRolesToUpdate(pairs)
+}
+
+// ProxyRolesToUpdate lists, sorted and without duplicates, the proxy roles of
+// pairs whose trust policy the broker edits (UpdateTrustPolicy set).
+func ProxyRolesToUpdate(pairs []RolePair) []string {
+	var out []string
+	for _, p := range pairs {
+		if p.UpdateTrustPolicy && p.ProxyIAMRoleARN != "" {
+			out = append(out, p.ProxyIAMRoleARN)
 		}
 	}
 	slices.Sort(out)
