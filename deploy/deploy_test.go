@@ -9,7 +9,6 @@ import (
 	"context"
 	"flag"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -43,12 +42,11 @@ func objects(t *testing.T, paths ...string) []runtime.Object {
 // chartObjects renders the Helm chart with a v1.8 values file.
 func chartObjects(t *testing.T) []runtime.Object {
 	t.Helper()
-	bin, err := clustertest.Helm(context.Background())
+	cmd, err := clustertest.HelmCommand(context.Background(), t.TempDir(),
+		"template", "irsa", "helm/irsa-broker", "-f", "helm/testdata/v1.8-values.yaml", "--kube-version", "v1.32.4")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "template", "irsa", "helm/irsa-broker", "-f", "helm/testdata/v1.8-values.yaml", "--kube-version", "v1.32.4")
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 	b, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("helm template: %v", err)

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -24,17 +22,15 @@ import (
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	bin, err := clustertest.Helm(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	if args[0] == "template" {
 		// The test cluster's version (helm built from source defaults to an old one).
 		args = append(args, "--kube-version", "v1.32.4")
 	}
-	cmd := exec.Command(bin, args...)
+	cmd, err := clustertest.HelmCommand(context.Background(), t.TempDir(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd.Dir = filepath.Dir(self)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()
@@ -130,6 +126,9 @@ func TestSchemaNamesTheKey(t *testing.T) {
 		"oidc_provider":   {"--set", "env.oidc_provider=https://oidc.example/id/X"},
 		"aws_region":      {"--set", "env.aws_region=Oregon"},
 		"eks_aws_account": {"--set", "env.eks_aws_account=12345"},
+		// A value that would smuggle a flag into the broker's arguments.
+		"plugin": {"--set", "broker.identity.plugin=domino --insecure-http"},
+		"field":  {"--set", "env.namespace.field=Domino_Field"},
 	} {
 		args := append([]string{"template", "irsa", chart, "-f", "testdata/v1.8-values.yaml"}, set...)
 		if _, err := helm(t, args...); err == nil || !strings.Contains(err.Error(), key) {

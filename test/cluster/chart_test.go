@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,10 +127,6 @@ func TestChartWithV18Values(t *testing.T) {
 // helmInstall installs the chart as a site would: its v1.8 values file, the
 // images of this project, and this cluster's settings.
 func helmInstall(ctx context.Context, t *testing.T) (string, error) {
-	bin, err := clustertest.Helm(ctx)
-	if err != nil {
-		return "", err
-	}
 	const tokenDir = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
 	site := map[string]any{
 		"env": map[string]any{
@@ -163,11 +159,13 @@ func helmInstall(ctx context.Context, t *testing.T) (string, error) {
 	if err := os.WriteFile(siteFile, b, 0o600); err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, bin, "install", "irsa", filepath.Join(env.root, "deploy", "helm", "irsa-broker"),
+	cmd, err := clustertest.HelmCommand(ctx, t.TempDir(), "install", "irsa", filepath.Join(env.root, "deploy", "helm", "irsa-broker"),
 		"--kubeconfig", env.c.CP.Kubeconfig, "--namespace", chartField,
 		"-f", filepath.Join(env.root, "deploy", "helm", "testdata", "v1.8-values.yaml"), "-f", siteFile,
 		"--wait", "--timeout", "3m")
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	if err != nil {
+		return "", err
+	}
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err = cmd.Run()
@@ -210,7 +208,7 @@ func missingSubjectsIn(ns string, sas []string) ([]string, error) {
 	}
 	var missing []string
 	for _, sa := range sas {
-		if !contains(subs, "system:serviceaccount:"+ns+":"+sa) {
+		if !slices.Contains(subs, "system:serviceaccount:"+ns+":"+sa) {
 			missing = append(missing, sa)
 		}
 	}

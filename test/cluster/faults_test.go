@@ -61,17 +61,7 @@ func waitWorkloads(ctx context.Context, names []string) error {
 
 // missingSubjects lists the workloads whose subject the proxy role lacks.
 func missingSubjects(names []string) ([]string, error) {
-	subs, err := proxySubjects()
-	if err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, n := range names {
-		if !contains(subs, "system:serviceaccount:"+computeNS+":"+n) {
-			missing = append(missing, n)
-		}
-	}
-	return missing, nil
+	return missingSubjectsIn(computeNS, names)
 }
 
 func deleteWorkloads(ctx context.Context, names []string) {

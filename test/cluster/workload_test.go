@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,16 +188,7 @@ func TestWorkloadGetsItsRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "system:serviceaccount:" + computeNS + ":run-first"
-	if !contains(subs, want) {
+	if !slices.Contains(subs, want) {
 		t.Fatalf("trust policy of %s holds %v, want %s", proxyRole, subs, want)
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }

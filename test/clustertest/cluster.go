@@ -228,8 +228,19 @@ func setup(ctx context.Context, mode string) (string, error) {
 	return lines[len(lines)-1], nil
 }
 
-// Helm finds (and, the first time, builds) the pinned helm binary.
-func Helm(ctx context.Context) (string, error) { return setup(ctx, "--helm") }
+// HelmCommand is the pinned helm (built the first time) with args, its
+// cache, configuration and data under home: nothing of this machine's helm
+// set-up leaks in.
+func HelmCommand(ctx context.Context, home string, args ...string) (*exec.Cmd, error) {
+	bin, err := setup(ctx, "--helm")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
+	return cmd, nil
+}
 
 // NodeBinaries finds (and, the first time, builds) the node's binaries
 // through test/testenv/setup.sh --node, which prints their directory.

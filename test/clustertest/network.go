@@ -1,13 +1,11 @@
 package clustertest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 )
 
@@ -27,11 +25,8 @@ type network struct {
 
 // run runs a command and returns its combined output in the error.
 func run(ctx context.Context, name string, args ...string) error {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
+	_, err := runOutput(ctx, name, args...)
+	return err
 }
 
 // inNS runs a command inside the node's network namespace.
