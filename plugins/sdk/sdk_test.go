@@ -1,15 +1,15 @@
 package sdk_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"strings"
 	"testing"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk/sdktest"
@@ -30,7 +30,9 @@ func (p *mapProvider) Configure(_ context.Context, raw []byte) error {
 	var cfg struct {
 		Users map[string]sdk.Identity `json:"users"`
 	}
-	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
 		return fmt.Errorf("%w: %v", sdk.ErrInvalidConfig, err)
 	}
 	if len(cfg.Users) == 0 {
@@ -60,10 +62,10 @@ func (p *mapProvider) Authenticate(ctx context.Context, c sdk.Credentials) (sdk.
 	return id, nil
 }
 
-const mapConfig = `users:
-  tok-alice: {id: u1, username: alice, organizations: [acme, beta], attributes: {team: ds}, expiry: "2030-01-02T03:04:05.000000006Z"}
-  tok-bob: {id: u2, username: bob, email: bob@example.com, organizations: [], admin: true, groups: [g1]}
-`
+const mapConfig = `{"users": {
+  "tok-alice": {"id": "u1", "username": "alice", "organizations": ["acme", "beta"], "attributes": {"team": "ds"}, "expiry": "2030-01-02T03:04:05.000000006Z"},
+  "tok-bob": {"id": "u2", "username": "bob", "email": "bob@example.com", "organizations": [], "admin": true, "groups": ["g1"]}
+}}`
 
 func TestConformance(t *testing.T) {
 	sdktest.Run(t, sdktest.Harness{
@@ -71,7 +73,7 @@ func TestConformance(t *testing.T) {
 		Config: []byte(mapConfig),
 		InvalidConfigs: map[string][]byte{
 			"empty":   nil,
-			"unknown": []byte("users: {}\nextra: 1\n"),
+			"unknown": []byte(`{"users": {}, "extra": 1}`),
 		},
 		Valid: []sdktest.Case{
 			{Name: "alice", Creds: sdk.Credentials{Token: "tok-alice", Header: sdk.HeaderAuthorization},
@@ -105,7 +107,7 @@ func TestOverGRPC(t *testing.T) {
 	ctx := context.Background()
 	p := &mapProvider{panic: "tok-panic"}
 	remote := sdktest.OverGRPC(t, p)
-	if err := remote.Configure(ctx, []byte("users: 3")); !errors.Is(err, sdk.ErrInvalidConfig) {
+	if err := remote.Configure(ctx, []byte(`{"users": 3}`)); !errors.Is(err, sdk.ErrInvalidConfig) {
 		t.Fatalf("Configure(bad) = %v", err)
 	}
 	if err := remote.Configure(ctx, []byte(mapConfig)); err != nil {
