@@ -1,10 +1,13 @@
 // Command identity-plugin is a minimal third-party identity provider for
-// irsa-broker. It imports only plugins/sdk (and a YAML decoder); build it
-// with `go build ./examples/identity-plugin` and start the broker with
-// `--identity-plugin /path/to/identity-plugin`. See README.md.
+// irsa-broker. It is a Go module of its own that requires only the SDK module
+// (github.com/irsa-broker/irsa-broker/plugins/sdk), hclog and a YAML decoder,
+// as an integrator's plugin would; build it with `go build .` in this folder
+// and start the broker with `--identity-plugin /path/to/identity-plugin`.
+// See README.md.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -12,23 +15,23 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
 // user is one entry of the configuration.
 type user struct {
-	Token         string   `json:"token"`
-	ID            string   `json:"id"`
-	Username      string   `json:"username"`
-	Organizations []string `json:"organizations"`
-	Admin         bool     `json:"admin"`
+	Token         string   `yaml:"token"`
+	ID            string   `yaml:"id"`
+	Username      string   `yaml:"username"`
+	Organizations []string `yaml:"organizations"`
+	Admin         bool     `yaml:"admin"`
 }
 
 // config is the YAML the broker hands over (--identity-config).
 type config struct {
-	Users []user `json:"users"`
+	Users []user `yaml:"users"`
 }
 
 // defaultConfig is used when the broker passes no configuration at all.
@@ -48,9 +51,11 @@ func (p *provider) Info(context.Context) (sdk.Info, error) {
 
 func (p *provider) Configure(_ context.Context, raw []byte) error {
 	cfg := defaultConfig
-	if len(raw) > 0 {
+	if len(bytes.TrimSpace(raw)) > 0 {
 		cfg = config{}
-		if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true) // a misspelt key is an error, not a silent default
+		if err := dec.Decode(&cfg); err != nil {
 			return fmt.Errorf("%w: %v", sdk.ErrInvalidConfig, err)
 		}
 	}

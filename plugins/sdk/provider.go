@@ -33,6 +33,11 @@ type Identity struct {
 	Attributes    map[string]string `json:"attributes,omitempty"`
 	// Expiry is when this identity stops being valid (zero: unknown).
 	Expiry time.Time `json:"expiry,omitempty"`
+	// Provider names the identity provider that established this identity,
+	// as the broker's configuration names it (policies see it as
+	// input.identity.provider). The broker sets it; a provider leaves it
+	// empty, and it does not cross the plugin protocol.
+	Provider string `json:"provider,omitempty"`
 }
 
 // Info describes a provider.
