@@ -19,7 +19,7 @@ import (
 //
 // Flags: --addr HOST:PORT, --account-id, --access-key-id, --secret-access-key (one
 // account and root key), --seed FILE (YAML/JSON, see Seed), --quota N (for
-// --account-id), --allow-http-issuers, --latency D (default for all actions),
+// --account-id), --roles-quota N (for --account-id), --allow-http-issuers, --latency D (default for all actions),
 // --propagation-delay D, --region R, --issuer-ca FILE (PEM roots for HTTPS issuers).
 func RunCommand(ctx context.Context, args []string, log hclog.Logger) error {
 	if log == nil {
@@ -33,6 +33,7 @@ func RunCommand(ctx context.Context, args []string, log hclog.Logger) error {
 	secret := fs.String("secret-access-key", "", "secret of --access-key-id")
 	seedPath := fs.String("seed", "", "seed file (YAML or JSON) with accounts, keys, roles, OIDC providers, knobs")
 	quota := fs.Int("quota", 0, "AssumeRolePolicySizeQuota of --account-id (0 = 2048)")
+	rolesQuota := fs.Int("roles-quota", 0, "RolesQuota (roles per account) of --account-id (0 = 1000)")
 	allowHTTP := fs.Bool("allow-http-issuers", false, "accept http:// OIDC issuers (dev and tests on loopback)")
 	latency := fs.Duration("latency", 0, "added latency for every action")
 	propDelay := fs.Duration("propagation-delay", 0, "STS sees policies as they were this long ago")
@@ -79,6 +80,9 @@ func RunCommand(ctx context.Context, args []string, log hclog.Logger) error {
 			return fmt.Errorf("awssim: --account-id %q must be 12 digits", *accountID)
 		}
 		s.AddAccount(*accountID, *quota)
+		if *rolesQuota > 0 {
+			s.SetRolesQuota(*accountID, *rolesQuota)
+		}
 	}
 	s.SetLatency("", *latency)
 	if *propDelay > 0 {

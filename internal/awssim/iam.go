@@ -21,6 +21,23 @@ type xmlRole struct {
 	AssumeRolePolicyDocument string `xml:"AssumeRolePolicyDocument"`
 	Description              string `xml:"Description,omitempty"`
 	MaxSessionDuration       int    `xml:"MaxSessionDuration"`
+	// GetRole and CreateRole only (ListRoles leaves them out, as IAM does).
+	PermissionsBoundary *xmlBoundary `xml:"PermissionsBoundary,omitempty"`
+	Tags                *xmlTags     `xml:"Tags,omitempty"`
+}
+
+type xmlTags struct {
+	Members []xmlTag `xml:"member"`
+}
+
+type xmlBoundary struct {
+	PermissionsBoundaryType string `xml:"PermissionsBoundaryType"`
+	PermissionsBoundaryArn  string `xml:"PermissionsBoundaryArn"`
+}
+
+type xmlTag struct {
+	Key   string `xml:"Key"`
+	Value string `xml:"Value"`
 }
 
 type createRoleResult struct {
@@ -83,6 +100,22 @@ func (r *role) xml() xmlRole {
 	}
 }
 
+// xmlFull is the role as GetRole and CreateRole return it: with its permissions
+// boundary and tags.
+func (r *role) xmlFull() xmlRole {
+	x := r.xml()
+	if r.boundary != "" {
+		x.PermissionsBoundary = &xmlBoundary{PermissionsBoundaryType: permissionsBoundaryType, PermissionsBoundaryArn: r.boundary}
+	}
+	if len(r.tags) > 0 {
+		x.Tags = &xmlTags{}
+		for _, t := range r.tags {
+			x.Tags.Members = append(x.Tags.Members, xmlTag{Key: t.key, Value: t.value})
+		}
+	}
+	return x
+}
+
 // --- dispatch ---
 
 func (s *Server) iamAction(action string, form url.Values, c *caller) (any, *APIError) {
@@ -94,10 +127,16 @@ func (s *Server) iamAction(action string, form url.Values, c *caller) (any, *API
 	if action == "GetOpenIDConnectProvider" {
 		resource = form.Get("OpenIDConnectProviderArn")
 	}
-	if aerr := s.authorize(c, "iam:"+action, resource, s.iamResourceARN(c.account, action, form)); aerr != nil {
+	if strings.HasSuffix(action, "Policy") && roleName == "" && form.Get("PolicyArn") != "" {
+		resource = form.Get("PolicyArn")
+	}
+	if aerr := s.authorize(c, "iam:"+action, resource, s.iamResourceARN(c.account, action, form), s.iamRequestContext(c.account, action, form)); aerr != nil {
 		return nil, aerr
 	}
 	acct := c.account
+	if res, aerr, ok := s.iamManagedAction(acct, action, form); ok {
+		return res, aerr
+	}
 	switch action {
 	case "CreateRole":
 		maxSession := 0
@@ -114,11 +153,16 @@ func (s *Server) iamAction(action string, form url.Values, c *caller) (any, *API
 		if form.Get("AssumeRolePolicyDocument") == "" {
 			return nil, errMissingParam("AssumeRolePolicyDocument")
 		}
-		r, aerr := s.createRole(acct, roleName, form.Get("Path"), form.Get("AssumeRolePolicyDocument"), form.Get("Description"), maxSession)
+		tags, aerr := formTags(form)
 		if aerr != nil {
 			return nil, aerr
 		}
-		return createRoleResult{Role: r.xml()}, nil
+		r, aerr := s.createRole(acct, roleSpec{name: roleName, path: form.Get("Path"), trust: form.Get("AssumeRolePolicyDocument"),
+			description: form.Get("Description"), maxSession: maxSession, boundary: form.Get("PermissionsBoundary"), tags: tags})
+		if aerr != nil {
+			return nil, aerr
+		}
+		return createRoleResult{Role: r.xmlFull()}, nil
 	case "GetRole":
 		if roleName == "" {
 			return nil, errMissingParam("RoleName")
@@ -129,7 +173,7 @@ func (s *Server) iamAction(action string, form url.Values, c *caller) (any, *API
 		if aerr != nil {
 			return nil, aerr
 		}
-		return getRoleResult{Role: r.xml()}, nil
+		return getRoleResult{Role: r.xmlFull()}, nil
 	case "ListRoles":
 		return s.listRoles(acct, form)
 	case "DeleteRole":
@@ -205,6 +249,14 @@ func (s *Server) iamResourceARN(acct, action string, form url.Values) string {
 		return "*"
 	case "ListRoles":
 		return "arn:aws:iam::" + acct + ":role/"
+	case "CreatePolicy":
+		path := form.Get("Path")
+		if path == "" {
+			path = "/"
+		}
+		return "arn:aws:iam::" + acct + ":policy" + path + form.Get("PolicyName")
+	case "GetPolicy", "DeletePolicy":
+		return form.Get("PolicyArn")
 	}
 	path := form.Get("Path")
 	if path == "" {
@@ -225,7 +277,10 @@ func (s *Server) iamResourceARN(acct, action string, form url.Values) string {
 // authorize applies the key's deny list (long-term keys) or the session role's inline
 // policies (temporary credentials) to an action. resourceDesc appears in the message
 // the way AWS words it ("role NAME"); resourceARN is what policies are matched against.
-func (s *Server) authorize(c *caller, action, resourceDesc, resourceARN string) *APIError {
+//
+// reqCtx holds the request's own condition keys (iam:PermissionsBoundary,
+// aws:RequestTag/..., aws:TagKeys, iam:PolicyARN), nil when it has none.
+func (s *Server) authorize(c *caller, action, resourceDesc, resourceARN string, reqCtx map[string][]string) *APIError {
 	deny := func(reason string) *APIError {
 		return senderErr(http.StatusForbidden, "AccessDenied",
 			"User: %s is not authorized to perform: %s on resource: %s because %s", c.arn, action, resourceDesc, reason)
@@ -244,20 +299,32 @@ func (s *Server) authorize(c *caller, action, resourceDesc, resourceARN string) 
 	if v == nil {
 		return deny("no identity-based policy allows the " + action + " action")
 	}
-	switch evalIdentity(v.inline, action, resourceARN, c) {
+	switch evalIdentity(v.inline, action, resourceARN, c, reqCtx) {
 	case decisionDeny:
 		return deny("with an explicit deny in an identity-based policy")
 	case decisionNone:
 		return deny("no identity-based policy allows the " + action + " action")
 	}
+	if v.boundary != nil {
+		switch evalIdentity([]*policy{v.boundary}, action, resourceARN, c, reqCtx) {
+		case decisionDeny:
+			return deny("with an explicit deny in a permissions boundary")
+		case decisionNone:
+			return deny("no permissions boundary allows the " + action + " action")
+		}
+	}
 	return nil
 }
 
-func evalIdentity(pols []*policy, action, resource string, c *caller) decision {
-	req := evalRequest{Action: action, Resource: resource, Context: map[string][]string{
+func evalIdentity(pols []*policy, action, resource string, c *caller, reqCtx map[string][]string) decision {
+	ctx := map[string][]string{
 		"aws:PrincipalArn":     {principalARNOf(c)},
 		"aws:PrincipalAccount": {c.account},
-	}}
+	}
+	for k, v := range reqCtx {
+		ctx[k] = v
+	}
+	req := evalRequest{Action: action, Resource: resource, Context: ctx}
 	out := decisionNone
 	for _, p := range pols {
 		switch p.evaluate(req) {
@@ -315,7 +382,16 @@ func policyAPIError(err error) *APIError {
 	return senderErr(http.StatusBadRequest, "MalformedPolicyDocument", "Syntax errors in policy.")
 }
 
-func (s *Server) createRole(acct, name, path, doc, desc string, maxSession int) (*role, *APIError) {
+// roleSpec is what CreateRole takes.
+type roleSpec struct {
+	name, path, trust, description string
+	maxSession                     int
+	boundary                       string // policy ARN, "" for none
+	tags                           []tag
+}
+
+func (s *Server) createRole(acct string, spec roleSpec) (*role, *APIError) {
+	name, path := spec.name, spec.path
 	if !roleNameRe.MatchString(name) {
 		return nil, errValidation("1 validation error detected: Value '%s' at 'roleName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+", name)
 	}
@@ -325,6 +401,13 @@ func (s *Server) createRole(acct, name, path, doc, desc string, maxSession int) 
 	if !pathRe.MatchString(path) || len(path) > 512 {
 		return nil, errValidation("The specified value for path is invalid. It must begin and end with / and contain only alphanumeric characters and/or / characters.")
 	}
+	if len(spec.description) > 1000 {
+		return nil, errValidation("1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 1000")
+	}
+	if aerr := checkTags(spec.tags); aerr != nil {
+		return nil, aerr
+	}
+	maxSession := spec.maxSession
 	if maxSession == 0 {
 		maxSession = defaultMaxSession
 	}
@@ -334,21 +417,34 @@ func (s *Server) createRole(acct, name, path, doc, desc string, maxSession int) 
 	if _, exists := a.roles[strings.ToLower(name)]; exists {
 		return nil, senderErr(http.StatusConflict, "EntityAlreadyExists", "Role with name %s already exists.", name)
 	}
-	pol, aerr := s.checkTrustDoc(a, doc)
+	pol, aerr := s.checkTrustDoc(a, spec.trust)
 	if aerr != nil {
 		return nil, aerr
+	}
+	if spec.boundary != "" {
+		if _, aerr := a.boundaryPolicy(spec.boundary); aerr != nil {
+			return nil, aerr
+		}
+	}
+	if len(a.roles) >= a.rolesQuota {
+		return nil, senderErr(http.StatusConflict, "LimitExceeded", "Cannot exceed quota for RolesPerAccount: %d", a.rolesQuota)
 	}
 	r := &role{
 		name:        name,
 		path:        path,
 		arn:         "arn:aws:iam::" + acct + ":role" + path + name,
 		id:          "AROA" + randomID(17),
-		description: desc,
+		description: spec.description,
 		created:     s.now(),
 		maxSession:  maxSession,
-		trustDoc:    doc,
+		trustDoc:    spec.trust,
 		trust:       pol,
 		inline:      map[string]*inlinePolicy{},
+		boundary:    spec.boundary,
+		tags:        append([]tag(nil), spec.tags...),
+	}
+	if spec.boundary != "" {
+		a.policies[spec.boundary].boundaryUses++
 	}
 	a.roles[strings.ToLower(name)] = r
 	s.recordLocked(a, r, strings.ToLower(name))
@@ -424,7 +520,13 @@ func (s *Server) deleteRole(acct, name string) *APIError {
 	if len(r.inline) > 0 {
 		return senderErr(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.")
 	}
+	if len(r.attached) > 0 {
+		return senderErr(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must detach all policies first.")
+	}
 	a := s.accounts[acct]
+	if p, ok := a.policies[r.boundary]; ok {
+		p.boundaryUses--
+	}
 	key := strings.ToLower(r.name)
 	delete(a.roles, key)
 	s.recordLocked(a, nil, key)
@@ -516,7 +618,7 @@ func (s *Server) createOIDCProvider(acct, rawURL string, clientIDs, thumbprints 
 func (s *Server) accountSummary(acct string) getAccountSummaryResult {
 	s.mu.RLock()
 	a := s.accounts[acct]
-	roles, providers, quota := len(a.roles), len(a.providers), a.quota
+	roles, providers, quota, rolesQuota, policies := len(a.roles), len(a.providers), a.quota, a.rolesQuota, len(a.policies)
 	s.mu.RUnlock()
 	m := map[string]int{
 		"Users": 0, "UsersQuota": 5000, "Groups": 0, "GroupsQuota": 300,
@@ -526,10 +628,10 @@ func (s *Server) accountSummary(acct string) getAccountSummaryResult {
 		"MFADevices": 0, "MFADevicesInUse": 0, "AccountMFAEnabled": 0,
 		"AccountAccessKeysPresent": 0, "AccountSigningCertificatesPresent": 0,
 		"AttachedPoliciesPerGroupQuota": 10, "AttachedPoliciesPerRoleQuota": 10,
-		"AttachedPoliciesPerUserQuota": 10, "Policies": 0, "PoliciesQuota": 1500,
+		"AttachedPoliciesPerUserQuota": 10, "Policies": policies, "PoliciesQuota": 1500,
 		"PolicySizeQuota": 6144, "PolicyVersionsInUse": 0, "PolicyVersionsInUseQuota": 10000,
 		"VersionsPerPolicyQuota": 5, "GlobalEndpointTokenVersion": 1,
-		"Roles": roles, "RolesQuota": 1000, "InstanceProfiles": 0, "InstanceProfilesQuota": 1000,
+		"Roles": roles, "RolesQuota": rolesQuota, "InstanceProfiles": 0, "InstanceProfilesQuota": 1000,
 		"RolePolicySizeQuota": rolePolicySizeQuota, "AssumeRolePolicySizeQuota": quota,
 		"Providers": providers,
 	}

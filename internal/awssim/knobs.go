@@ -209,6 +209,14 @@ func (s *Server) recordLocked(a *account, r *role, key string) {
 		for _, n := range sortedKeys(r.inline) {
 			v.inline = append(v.inline, r.inline[n].pol)
 		}
+		for _, arn := range r.attached {
+			if p, ok := a.policies[arn]; ok {
+				v.inline = append(v.inline, p.pol)
+			}
+		}
+		if p, ok := a.policies[r.boundary]; ok {
+			v.boundary = p.pol
+		}
 	}
 	h := append(a.history[key], v)
 	cutoff := now.Add(-s.propagationDelay() - historyKeep)
@@ -259,6 +267,8 @@ type Snapshot struct {
 type AccountSnapshot struct {
 	ID            string                 `json:"id"`
 	Quota         int                    `json:"quota"`
+	RolesQuota    int                    `json:"rolesQuota"`
+	Policies      map[string]string      `json:"policies"`   // customer managed: ARN → document
 	AccessKeys    []string               `json:"accessKeys"` // ids only, never secrets
 	Roles         []RoleSnapshot         `json:"roles"`
 	OIDCProviders []OIDCProviderSnapshot `json:"oidcProviders"`
@@ -272,6 +282,10 @@ type RoleSnapshot struct {
 	TrustPolicy    string            `json:"trustPolicy"`
 	TrustSize      int               `json:"trustSize"` // as counted against the quota
 	InlinePolicies map[string]string `json:"inlinePolicies"`
+	// AttachedPolicies are managed policy ARNs in attach order.
+	AttachedPolicies    []string          `json:"attachedPolicies,omitempty"`
+	PermissionsBoundary string            `json:"permissionsBoundary,omitempty"`
+	Tags                map[string]string `json:"tags,omitempty"`
 }
 
 // OIDCProviderSnapshot is one OIDC provider in a Snapshot.
@@ -290,7 +304,10 @@ func (s *Server) Snapshot() Snapshot {
 	defer s.mu.RUnlock()
 	for _, id := range sortedKeys(s.accounts) {
 		a := s.accounts[id]
-		as := AccountSnapshot{ID: id, Quota: a.quota}
+		as := AccountSnapshot{ID: id, Quota: a.quota, RolesQuota: a.rolesQuota, Policies: map[string]string{}}
+		for arn, p := range a.policies {
+			as.Policies[arn] = p.doc
+		}
 		for _, kid := range sortedKeys(s.creds) {
 			if s.creds[kid].account == id {
 				as.AccessKeys = append(as.AccessKeys, kid)
@@ -306,6 +323,14 @@ func (s *Server) Snapshot() Snapshot {
 				TrustSize: PolicySize(r.trustDoc), InlinePolicies: map[string]string{}}
 			for n, ip := range r.inline {
 				rs.InlinePolicies[n] = ip.doc
+			}
+			rs.AttachedPolicies = append([]string(nil), r.attached...)
+			rs.PermissionsBoundary = r.boundary
+			for _, t := range r.tags {
+				if rs.Tags == nil {
+					rs.Tags = map[string]string{}
+				}
+				rs.Tags[t.key] = t.value
 			}
 			as.Roles = append(as.Roles, rs)
 		}

@@ -525,15 +525,14 @@ func (c condition) holds(ctx map[string][]string) bool {
 
 func compareCond(op, rv, cv string) bool {
 	switch op {
-	case "stringequals", "arnequals":
-		if op == "arnequals" {
-			return wildcardMatch(cv, rv)
-		}
+	case "stringequals":
 		return rv == cv
 	case "stringequalsignorecase":
 		return strings.EqualFold(rv, cv)
-	case "stringlike", "arnlike":
+	case "stringlike":
 		return wildcardMatch(cv, rv)
+	case "arnequals", "arnlike":
+		return arnMatch(cv, rv)
 	case "bool":
 		return strings.EqualFold(rv, cv)
 	case "numericequals", "numericlessthan", "numericlessthanequals", "numericgreaterthan", "numericgreaterthanequals":
@@ -560,6 +559,25 @@ func compareCond(op, rv, cv string) bool {
 		return err1 == nil && pfx.Contains(addr)
 	}
 	return false
+}
+
+// arnMatch is ArnLike (and ArnEquals, which IAM evaluates the same way): pattern and
+// value are split into their six colon-separated parts (arn:partition:service:region:
+// account:resource, the resource keeping any further colons) and each part is matched
+// on its own, case-sensitively, with * and ? wildcards, so a wildcard never spans a
+// colon outside the resource. A value that is not an ARN matches nothing.
+func arnMatch(pattern, value string) bool {
+	pp := strings.SplitN(pattern, ":", 6)
+	vp := strings.SplitN(value, ":", 6)
+	if len(pp) != 6 || len(vp) != 6 || vp[0] != "arn" {
+		return false
+	}
+	for i := range pp {
+		if !wildcardMatch(pp[i], vp[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func cmpOrdered(op string, a, b float64) bool {

@@ -20,11 +20,22 @@ type Seed struct {
 
 // SeedAccount is one AWS account.
 type SeedAccount struct {
-	ID            string             `json:"id"`              // 12 digits
-	Quota         int                `json:"quota,omitempty"` // AssumeRolePolicySizeQuota, 0 → 2048
+	ID            string             `json:"id"`                   // 12 digits
+	Quota         int                `json:"quota,omitempty"`      // AssumeRolePolicySizeQuota, 0 → 2048
+	RolesQuota    int                `json:"rolesQuota,omitempty"` // roles per account, 0 → 1000
 	AccessKeys    []SeedAccessKey    `json:"accessKeys,omitempty"`
 	OIDCProviders []SeedOIDCProvider `json:"oidcProviders,omitempty"`
+	Policies      []SeedPolicy       `json:"policies,omitempty"` // customer managed, created before the roles
 	Roles         []SeedRole         `json:"roles,omitempty"`
+}
+
+// SeedPolicy is a customer managed policy; its ARN is
+// arn:aws:iam::<account>:policy<path><name>.
+type SeedPolicy struct {
+	Name        string   `json:"name"`
+	Path        string   `json:"path,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Document    Document `json:"document"`
 }
 
 // SeedAccessKey is a long-term access key of the account root, or of a user when User
@@ -50,6 +61,19 @@ type SeedRole struct {
 	MaxSessionDuration int                 `json:"maxSessionDuration,omitempty"`
 	TrustPolicy        Document            `json:"trustPolicy"`
 	InlinePolicies     map[string]Document `json:"inlinePolicies,omitempty"`
+	// ManagedPolicies are ARNs of managed policies (of this seed or created before) to attach.
+	ManagedPolicies     []string          `json:"managedPolicies,omitempty"`
+	PermissionsBoundary string            `json:"permissionsBoundary,omitempty"` // a managed policy ARN
+	Tags                map[string]string `json:"tags,omitempty"`
+}
+
+// seedTags turns a seed's tag map into tags sorted by key.
+func seedTags(m map[string]string) []tag {
+	out := make([]tag, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		out = append(out, tag{key: k, value: m[k]})
+	}
+	return out
 }
 
 // SeedKnobs are initial knob settings; map keys are action names ("" = default).
@@ -144,6 +168,17 @@ func (s *Server) ApplySeed(seed *Seed) error {
 			return fmt.Errorf("seed: account id %q: %w", a.ID, ErrInvalidArgument)
 		}
 		s.AddAccount(a.ID, a.Quota)
+		if a.RolesQuota < 0 {
+			return fmt.Errorf("seed: account %s roles quota %d: %w", a.ID, a.RolesQuota, ErrInvalidArgument)
+		}
+		if a.RolesQuota > 0 {
+			s.SetRolesQuota(a.ID, a.RolesQuota)
+		}
+		for _, p := range a.Policies {
+			if _, aerr := s.createPolicy(a.ID, p.Name, p.Path, string(p.Document), p.Description); aerr != nil && aerr.Code != "EntityAlreadyExists" {
+				return fmt.Errorf("seed: account %s policy %s: %w", a.ID, p.Name, aerr)
+			}
+		}
 		for _, k := range a.AccessKeys {
 			if err := s.AddUserAccessKey(a.ID, k.User, k.ID, k.Secret, k.DeniedActions...); err != nil {
 				return fmt.Errorf("seed: account %s key %s: %w", a.ID, k.ID, err)
@@ -155,7 +190,8 @@ func (s *Server) ApplySeed(seed *Seed) error {
 			}
 		}
 		for _, r := range a.Roles {
-			_, aerr := s.createRole(a.ID, r.Name, r.Path, string(r.TrustPolicy), r.Description, r.MaxSessionDuration)
+			_, aerr := s.createRole(a.ID, roleSpec{name: r.Name, path: r.Path, trust: string(r.TrustPolicy),
+				description: r.Description, maxSession: r.MaxSessionDuration, boundary: r.PermissionsBoundary, tags: seedTags(r.Tags)})
 			if aerr != nil && aerr.Code == "EntityAlreadyExists" {
 				aerr = s.updateTrust(a.ID, r.Name, string(r.TrustPolicy))
 			}
@@ -165,6 +201,11 @@ func (s *Server) ApplySeed(seed *Seed) error {
 			for _, n := range sortedKeys(r.InlinePolicies) {
 				if aerr := s.putRolePolicy(a.ID, r.Name, n, string(r.InlinePolicies[n])); aerr != nil {
 					return fmt.Errorf("seed: account %s role %s policy %s: %w", a.ID, r.Name, n, aerr)
+				}
+			}
+			for _, arn := range r.ManagedPolicies {
+				if aerr := s.attachRolePolicy(a.ID, r.Name, arn); aerr != nil {
+					return fmt.Errorf("seed: account %s role %s managed policy %s: %w", a.ID, r.Name, arn, aerr)
 				}
 			}
 		}

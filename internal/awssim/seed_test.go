@@ -34,7 +34,9 @@ func TestLoadAndApplySeed(t *testing.T) {
 	if len(proxy.OIDCProviders) != 1 || proxy.OIDCProviders[0].ARN != "arn:aws:iam::946429944765:oidc-provider/127.0.0.1:8443/cluster" {
 		t.Fatalf("providers %+v", proxy.OIDCProviders)
 	}
-	if len(proxy.Roles) != 1 || len(proxy.Roles[0].InlinePolicies) != 1 || len(proxy.AccessKeys) != 2 {
+	if len(proxy.Roles) != 1 || len(proxy.Roles[0].InlinePolicies) != 1 || len(proxy.AccessKeys) != 2 ||
+		proxy.Roles[0].PermissionsBoundary != "arn:aws:iam::946429944765:policy/irsa/irsa-proxy-boundary" ||
+		proxy.Roles[0].Tags["managed-by"] != "irsa-broker" || len(proxy.Policies) != 1 || proxy.RolesQuota != 1000 {
 		t.Fatalf("proxy account %+v", proxy)
 	}
 	var trust map[string]any
@@ -89,7 +91,7 @@ func TestRunCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- RunCommand(ctx, []string{"--addr", "127.0.0.1:0", "--account-id", proxyAcct, "--access-key-id", proxyKey,
-			"--secret-access-key", proxySecret, "--quota", "3000", "--seed", "testdata/seed.yaml", "--allow-http-issuers", "--latency", "1ms"}, log)
+			"--secret-access-key", proxySecret, "--quota", "3000", "--roles-quota", "5", "--seed", "testdata/seed.yaml", "--allow-http-issuers", "--latency", "1ms"}, log)
 		_ = pw.Close()
 	}()
 	var addr string
@@ -109,6 +111,9 @@ func TestRunCommand(t *testing.T) {
 	sum, err := c.GetAccountSummary(ctx, &iam.GetAccountSummaryInput{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if q := sum.SummaryMap["RolesQuota"]; q != 5 {
+		t.Fatalf("roles quota %d, want the flag's 5", q)
 	}
 	if q := sum.SummaryMap["AssumeRolePolicySizeQuota"]; q != 3000 {
 		t.Fatalf("quota %d, want the flag's 3000", q)

@@ -21,6 +21,9 @@ import (
 // DefaultQuota is IAM's default AssumeRolePolicySizeQuota.
 const DefaultQuota = 2048
 
+// DefaultRolesQuota is IAM's default number of roles per account (RolesQuota).
+const DefaultRolesQuota = 1000
+
 // DefaultRegion is the region used when Options.Region is empty.
 const DefaultRegion = "us-east-1"
 
@@ -60,11 +63,13 @@ type Server struct {
 var _ http.Handler = (*Server)(nil)
 
 type account struct {
-	id        string
-	quota     int
-	roles     map[string]*role         // by lower-case name
-	history   map[string][]roleVersion // by lower-case name, oldest first
-	providers map[string]*oidcProvider // by ARN
+	id         string
+	quota      int
+	rolesQuota int
+	roles      map[string]*role          // by lower-case name
+	policies   map[string]*managedPolicy // customer managed policies by ARN
+	history    map[string][]roleVersion  // by lower-case name, oldest first
+	providers  map[string]*oidcProvider  // by ARN
 }
 
 type role struct {
@@ -74,7 +79,12 @@ type role struct {
 	trustDoc                         string
 	trust                            *policy
 	inline                           map[string]*inlinePolicy
+	attached                         []string // managed policy ARNs, in attach order
+	boundary                         string   // permissions boundary policy ARN, "" for none
+	tags                             []tag    // in the order they were set
 }
+
+type tag struct{ key, value string }
 
 type inlinePolicy struct {
 	name string
@@ -90,7 +100,8 @@ type roleVersion struct {
 	id         string
 	maxSession int
 	trust      *policy
-	inline     []*policy
+	inline     []*policy // identity policies: inline, then attached managed ones
+	boundary   *policy   // nil: no permissions boundary
 }
 
 type oidcProvider struct {
@@ -175,11 +186,13 @@ func (s *Server) accountLocked(id string) *account {
 	a, ok := s.accounts[id]
 	if !ok {
 		a = &account{
-			id:        id,
-			quota:     DefaultQuota,
-			roles:     map[string]*role{},
-			history:   map[string][]roleVersion{},
-			providers: map[string]*oidcProvider{},
+			id:         id,
+			quota:      DefaultQuota,
+			rolesQuota: DefaultRolesQuota,
+			roles:      map[string]*role{},
+			policies:   map[string]*managedPolicy{},
+			history:    map[string][]roleVersion{},
+			providers:  map[string]*oidcProvider{},
 		}
 		s.accounts[id] = a
 	}
@@ -192,6 +205,17 @@ func (s *Server) SetQuota(accountID string, quota int) {
 		quota = DefaultQuota
 	}
 	s.AddAccount(accountID, quota)
+}
+
+// SetRolesQuota sets an account's RolesQuota, the number of roles CreateRole admits
+// before it fails with LimitExceeded (0 means 1000, IAM's default).
+func (s *Server) SetRolesQuota(accountID string, quota int) {
+	if quota <= 0 {
+		quota = DefaultRolesQuota
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accountLocked(accountID).rolesQuota = quota
 }
 
 // AddAccessKey registers a long-term key acting as the account root. deniedActions
@@ -237,11 +261,26 @@ func (s *Server) AddUserAccessKey(accountID, userName, accessKeyID, secret strin
 // CreateRole creates a role as the IAM API would (same validation and errors, as
 // *APIError) and returns its ARN. path "" means "/".
 func (s *Server) CreateRole(accountID, name, path, trustPolicyJSON string) (string, error) {
-	r, err := s.createRole(accountID, name, path, trustPolicyJSON, "", 0)
+	r, err := s.createRole(accountID, roleSpec{name: name, path: path, trust: trustPolicyJSON})
 	if err != nil {
 		return "", err
 	}
 	return r.arn, nil
+}
+
+// CreatePolicy creates a customer managed policy as the IAM API would and returns its
+// ARN (arn:aws:iam::<acct>:policy<path><name>). path "" means "/".
+func (s *Server) CreatePolicy(accountID, name, path, policyJSON string) (string, error) {
+	p, err := s.createPolicy(accountID, name, path, policyJSON, "")
+	if err != nil {
+		return "", err
+	}
+	return p.arn, nil
+}
+
+// AttachRolePolicy attaches a managed policy to a role.
+func (s *Server) AttachRolePolicy(accountID, roleName, policyARN string) error {
+	return asError(s.attachRolePolicy(accountID, roleName, policyARN))
 }
 
 // PutRolePolicy adds or replaces an inline permission policy on a role.
@@ -397,7 +436,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var actionService = map[string]string{
 	"CreateRole": "iam", "GetRole": "iam", "ListRoles": "iam", "DeleteRole": "iam",
 	"UpdateAssumeRolePolicy": "iam", "PutRolePolicy": "iam", "GetRolePolicy": "iam",
-	"DeleteRolePolicy": "iam", "CreateOpenIDConnectProvider": "iam",
+	"DeleteRolePolicy": "iam", "ListRolePolicies": "iam", "CreateOpenIDConnectProvider": "iam",
+	"CreatePolicy": "iam", "GetPolicy": "iam", "DeletePolicy": "iam",
+	"AttachRolePolicy": "iam", "DetachRolePolicy": "iam", "ListAttachedRolePolicies": "iam",
+	"PutRolePermissionsBoundary": "iam", "DeleteRolePermissionsBoundary": "iam",
+	"TagRole": "iam", "UntagRole": "iam", "ListRoleTags": "iam",
 	"GetOpenIDConnectProvider": "iam", "GetAccountSummary": "iam",
 	"AssumeRoleWithWebIdentity": "sts", "AssumeRole": "sts", "GetCallerIdentity": "sts",
 }

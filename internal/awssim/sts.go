@@ -158,7 +158,7 @@ func (s *Server) assumeRole(c *caller, form url.Values) (any, *APIError) {
 	denied := senderErr(http.StatusForbidden, "AccessDenied",
 		"User: %s is not authorized to perform: sts:AssumeRole on resource: %s", c.arn, target)
 	// Identity side: the key's deny list, or the session role's permission policies.
-	if aerr := s.authorize(c, "sts:AssumeRole", target, target); aerr != nil {
+	if aerr := s.authorize(c, "sts:AssumeRole", target, target, nil); aerr != nil {
 		return nil, denied
 	}
 	v := s.roleView(acct, name)
