@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-plugin"
+
 	"github.com/irsa-broker/irsa-broker/plugins/builtin"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
@@ -45,6 +47,17 @@ func servePlugin(name string) {
 		sdk.ServeWith(&testkit{}, sdk.ServeOptions{Logger: sdk.NewLogger("testkit"), ParentCheck: 100 * time.Millisecond})
 		return
 	}
+	if name == "future" { // a plugin of a future SDK that speaks protocol version 2 only
+		hs := sdk.Handshake
+		hs.ProtocolVersion = 2
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  hs,
+			VersionedPlugins: map[int]plugin.PluginSet{2: sdk.VersionedPlugins(&testkit{})[sdk.ProtocolVersion]},
+			GRPCServer:       plugin.DefaultGRPCServer,
+			Logger:           sdk.NewLogger("future"),
+		})
+		return
+	}
 	if err := builtin.Serve(name); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -62,7 +75,7 @@ func runTestHost() {
 	select {}
 }
 
-var testBuiltins = []string{"domino", "oidc", "static", "testkit"}
+var testBuiltins = []string{"domino", "oidc", "static", "testkit", "future"}
 
 // testkit is a provider with misbehaviours on demand: the token "crash" ends
 // the process, "hang" never answers, "good" is alice, anything else is rejected.

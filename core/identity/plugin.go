@@ -48,6 +48,10 @@ type PluginOptions struct {
 	// Executable is the broker binary that serves the built-ins (default:
 	// os.Executable()).
 	Executable string
+	// Provider names this provider in logs, metrics and identities (the
+	// `name` of an --identity-providers entry). Default: the built-in's name,
+	// or the binary's base name.
+	Provider string
 	// Builtins are the names Executable serves; the composition root passes
 	// builtin.Names(). Default: names.All(), the same list, so the host
 	// imports no provider.
@@ -129,7 +133,7 @@ type Plugin struct {
 
 	up       prometheus.Gauge
 	restarts prometheus.Counter
-	calls    *prometheus.HistogramVec
+	calls    prometheus.ObserverVec // by method and outcome
 }
 
 var _ sdk.Provider = (*Plugin)(nil)
@@ -192,7 +196,10 @@ func Open(ctx context.Context, o PluginOptions) (*Plugin, error) {
 	if err := p.checkProcessOptions(); err != nil {
 		return nil, err
 	}
-	p.log = o.Logger.Named("identity-plugin").With("plugin", p.displayName())
+	if p.o.Provider == "" {
+		p.o.Provider = p.displayName()
+	}
+	p.log = o.Logger.Named("identity-plugin").With("provider", p.o.Provider, "plugin", p.displayName())
 	p.config = o.Config
 	if o.ConfigPath != "" {
 		if o.Config != nil {
@@ -421,6 +428,9 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		inst.stop(false)
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			return nil, fmt.Errorf("%w: identity plugin %s: %w", sdk.ErrInvalidConfig, p.displayName(), err)
+		}
+		if perr := protocolError(p.o.Provider, err); perr != nil {
+			return nil, perr
 		}
 		return nil, fmt.Errorf("%w: starting identity plugin %s: %w", sdk.ErrUnavailable, p.displayName(), err)
 	}
@@ -738,17 +748,26 @@ func (p *Plugin) Close() error {
 	return nil
 }
 
+// registerMetrics makes the plugin's series, labelled with its provider
+// name (bounded: the configured providers). Plugins on one registry share
+// the vectors.
 func (p *Plugin) registerMetrics(m *metrics.Metrics) {
-	p.up = prometheus.NewGauge(prometheus.GaugeOpts{Name: "irsa_identity_plugin_up", Help: "1 while the identity plugin process runs and answers."})
-	p.restarts = prometheus.NewCounter(prometheus.CounterOpts{Name: "irsa_identity_plugin_restarts_total", Help: "Restarts of the identity plugin after a crash or a failed health check."})
-	p.calls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "irsa_identity_plugin_up", Help: "1 while the identity plugin process runs and answers, by provider."}, []string{"provider"})
+	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "irsa_identity_plugin_restarts_total", Help: "Restarts of an identity plugin after a crash or a failed health check, by provider."}, []string{"provider"})
+	calls := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "irsa_identity_plugin_call_duration_seconds",
-		Help:    "Latency of calls into the identity plugin by method and outcome (down: answered without calling, the plugin is restarting).",
+		Help:    "Latency of calls into an identity plugin by provider, method and outcome (down: answered without calling, the plugin is restarting).",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-	}, []string{"method", "outcome"})
+	}, []string{"provider", "method", "outcome"})
 	if m != nil {
-		p.up = metrics.MustRegister(m.Registry, p.up)
-		p.restarts = metrics.MustRegister(m.Registry, p.restarts)
-		p.calls = metrics.MustRegister(m.Registry, p.calls)
+		up = metrics.MustRegister(m.Registry, up)
+		restarts = metrics.MustRegister(m.Registry, restarts)
+		calls = metrics.MustRegister(m.Registry, calls)
 	}
+	name := p.o.Provider
+	p.up, p.restarts = up.WithLabelValues(name), restarts.WithLabelValues(name)
+	p.calls = calls.MustCurryWith(prometheus.Labels{"provider": name})
 }
+
+// Name is the provider's name (PluginOptions.Provider).
+func (p *Plugin) Name() string { return p.o.Provider }
