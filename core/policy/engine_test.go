@@ -555,3 +555,38 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 	}
 	return false
 }
+
+const ciOnlyRead = `package irsa.grants
+
+# Override: identities from the "ci" provider get only the read org's pairs.
+grants contains g if {
+	input.identity.provider == "ci"
+	some pair in data.mappings.read
+	g := object.union(pair, {"org": "read"})
+}
+
+grants contains g if {
+	input.identity.provider != "ci"
+	some org in input.identity.organizations
+	some pair in data.mappings[org]
+	g := object.union(pair, {"org": org})
+}
+`
+
+// TestPolicySeesTheProvider: input.identity.provider names the identity
+// provider that authenticated the caller, and policies can decide on it.
+func TestPolicySeesTheProvider(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "grants.rego", ciOnlyRead)
+	e := newEngine(t, Options{PolicyDir: dir})
+	ci := user("list")
+	ci.Identity.Provider = "ci"
+	if got, want := mustGrants(t, e, ci, testSnapshot()), []model.Grant{grant("read", readPair)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("ci grants = %+v\nwant %+v", got, want)
+	}
+	domino := user("list")
+	domino.Identity.Provider = "domino"
+	if got, want := mustGrants(t, e, domino, testSnapshot()), []model.Grant{grant("list", listPair)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("domino grants = %+v\nwant %+v", got, want)
+	}
+}

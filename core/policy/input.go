@@ -28,6 +28,9 @@ func inputValue(in Input) ast.Value {
 	if len(id.Attributes) > 0 {
 		identity = append(identity, ast.Item(ast.StringTerm("attributes"), mapTerm(id.Attributes)))
 	}
+	if id.Provider != "" {
+		identity = append(identity, ast.Item(ast.StringTerm("provider"), ast.StringTerm(id.Provider)))
+	}
 
 	w := in.Workload
 	workload := [][2]*ast.Term{

@@ -22,6 +22,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 			Organizations: []string{"o1", "o2"}, Groups: []string{"g"}, Admin: true,
 			Attributes: map[string]string{"k": "v", "x": "y"},
 			Expiry:     time.Date(2030, 1, 2, 3, 4, 5, 600, time.FixedZone("x", 3600)),
+			Provider:   "corp-sso",
 		},
 		Workload: model.Workload{RunID: "r", Type: "edge-workload", Namespace: "ns", ServiceAccount: "run-r", Pod: "p",
 			Labels: map[string]string{"dominodatalab.com/execution-id": "r"}},
