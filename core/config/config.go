@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 // Serve is the configuration of `irsa-broker serve`.
@@ -36,6 +38,7 @@ type Serve struct {
 	Kubeconfig       string
 
 	ComputeNamespace string
+	ServiceURL       string
 	OIDCProvider     string
 	LegacySubjects   bool
 
@@ -99,6 +102,7 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
 
 	fs.StringVar(&c.ComputeNamespace, "compute-namespace", "domino-compute", "namespace of the workloads")
+	fs.StringVar(&c.ServiceURL, "service-url", "", "the URL workloads reach this broker at (their DOMINO_IRSA_ENDPOINT, e.g. https://irsa-svc.domino-field); when set, a replica does not become ready while live pods of the compute namespace are wired to another IRSA service (one service per compute namespace)")
 	fs.StringVar(&c.OIDCProvider, "oidc-provider", "", "the cluster's OIDC provider as IAM names it, e.g. oidc.eks.us-west-2.amazonaws.com/id/ABC (required)")
 	fs.BoolVar(&c.LegacySubjects, "legacy-subjects", false, "write subjects as *:<ns>:<sa> like the previous service (default: exact system:serviceaccount:<ns>:<sa>)")
 
@@ -141,6 +145,11 @@ func (c *Serve) Validate() error {
 	}
 	if !c.InsecureHTTP && (c.TLSCert == "" || c.TLSKey == "") {
 		errs = append(errs, "--tls-cert and --tls-key are required unless --insecure-http is set")
+	}
+	if c.ServiceURL != "" {
+		if _, err := brokerapi.ServiceOf(c.ServiceURL, c.ComputeNamespace); err != nil {
+			errs = append(errs, "--service-url: "+err.Error())
+		}
 	}
 	switch c.MappingStore {
 	case "configmap":

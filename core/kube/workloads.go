@@ -3,7 +3,10 @@ package kube
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,6 +22,7 @@ import (
 const (
 	indexExecutionID    = "execution-id"
 	indexServiceAccount = "service-account"
+	indexIRSAService    = "irsa-service"
 )
 
 // ResolverOptions configure NewResolver.
@@ -33,16 +37,21 @@ type ResolverOptions struct {
 	// PerUserServiceAccounts makes the subject the caller's own service
 	// account (UserServiceAccountName), which the run's pod must run as.
 	PerUserServiceAccounts bool
-	Logger                 hclog.Logger
+	// Service is this broker as workloads name it (brokerapi.ServiceOf of
+	// its URL). When set, Exclusive fails while live pods are wired to
+	// another IRSA service.
+	Service string
+	Logger  hclog.Logger
 }
 
 // Resolver finds a run's pod in an informer cache of the compute namespace,
 // indexed by execution id: no API call per request (except a TokenReview
 // when a pod token is presented).
 type Resolver struct {
-	o        ResolverOptions
-	informer cache.SharedIndexInformer
-	log      hclog.Logger
+	o         ResolverOptions
+	informer  cache.SharedIndexInformer
+	log       hclog.Logger
+	exclusive atomic.Bool // Exclusive has passed once
 }
 
 // NewResolver watches pods in o.Namespace. Call Start before Resolve.
@@ -71,6 +80,12 @@ func NewResolver(cs kubernetes.Interface, o ResolverOptions) (*Resolver, error) 
 			}
 			return nil, nil
 		},
+		indexIRSAService: func(obj any) ([]string, error) {
+			if p, ok := obj.(*corev1.Pod); ok {
+				return irsaServicesOf(p), nil
+			}
+			return nil, nil
+		},
 	}); err != nil {
 		return nil, err
 	}
@@ -79,14 +94,20 @@ func NewResolver(cs kubernetes.Interface, o ResolverOptions) (*Resolver, error) 
 		if p, ok := obj.(*corev1.Pod); ok {
 			p.ManagedFields = nil
 			p.Annotations = nil
-			p.Spec = corev1.PodSpec{ServiceAccountName: p.Spec.ServiceAccountName}
+			p.Spec = corev1.PodSpec{ServiceAccountName: p.Spec.ServiceAccountName, Containers: endpointsOnly(p.Spec.Containers)}
 			p.Status = corev1.PodStatus{Phase: p.Status.Phase}
 		}
 		return obj, nil
 	}); err != nil {
 		return nil, err
 	}
-	return &Resolver{o: o, informer: inf, log: o.Logger.Named("workloads")}, nil
+	r := &Resolver{o: o, informer: inf, log: o.Logger.Named("workloads")}
+	if o.Service != "" {
+		if err := r.warnOtherServices(); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Start runs the informer until ctx ends and waits for its first sync.
@@ -108,6 +129,112 @@ func (r *Resolver) Ready(context.Context) error {
 
 // Namespace is the compute namespace.
 func (r *Resolver) Namespace() string { return r.o.Namespace }
+
+// endpointsOnly keeps, of the containers, only the broker endpoint each
+// one is given: what Exclusive needs.
+func endpointsOnly(cs []corev1.Container) []corev1.Container {
+	var out []corev1.Container
+	for _, c := range cs {
+		for _, e := range c.Env {
+			if e.Name == brokerapi.EnvEndpoint && e.Value != "" {
+				out = append(out, corev1.Container{Name: c.Name, Env: []corev1.EnvVar{e}})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// irsaServicesOf names the IRSA services a pod's containers are wired to.
+func irsaServicesOf(p *corev1.Pod) []string {
+	var out []string
+	for _, c := range p.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name != brokerapi.EnvEndpoint {
+				continue
+			}
+			s, err := brokerapi.ServiceOf(e.Value, p.Namespace)
+			if err != nil {
+				s = "unparsable endpoint"
+			}
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Exclusive fails while live pods of the compute namespace are wired to an
+// IRSA service other than this one (ResolverOptions.Service): two services
+// on one namespace would race each other's trust-policy writes, and each
+// would clean up on its own schedule. It is a readiness check, so a second
+// service never takes traffic; once it has passed it stays passed (a
+// service that later appears beside this one is logged at error, and this
+// one keeps serving its workloads).
+func (r *Resolver) Exclusive(context.Context) error {
+	if r.o.Service == "" || r.exclusive.Load() {
+		return nil
+	}
+	if !r.informer.HasSynced() {
+		return fmt.Errorf("pod cache of namespace %s not synced", r.o.Namespace)
+	}
+	if other, pod := r.otherService(); other != "" {
+		return fmt.Errorf("live pods of namespace %s are wired to another IRSA service, %s (pod %s), not to this one (%s): run one service per compute namespace; this replica stays unready until they end",
+			r.o.Namespace, other, pod, r.o.Service)
+	}
+	r.exclusive.Store(true)
+	return nil
+}
+
+// otherService returns a service other than this one that a live pod is
+// wired to, and that pod; "" when there is none.
+func (r *Resolver) otherService() (service, pod string) {
+	idx := r.informer.GetIndexer()
+	services := idx.ListIndexFuncValues(indexIRSAService)
+	sort.Strings(services)
+	for _, s := range services {
+		if s == r.o.Service {
+			continue
+		}
+		objs, _ := idx.ByIndex(indexIRSAService, s)
+		for _, o := range objs {
+			if p := o.(*corev1.Pod); live(p) {
+				return s, p.Name
+			}
+		}
+	}
+	return "", ""
+}
+
+// warnOtherServices logs, once per service (up to maxReported), a live pod
+// wired to another IRSA service after Exclusive has passed.
+func (r *Resolver) warnOtherServices() error {
+	const maxReported = 16
+	var (
+		mu       sync.Mutex
+		reported = map[string]bool{}
+	)
+	_, err := r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || !r.exclusive.Load() || !live(p) {
+			return
+		}
+		for _, s := range irsaServicesOf(p) {
+			mu.Lock()
+			first := s != r.o.Service && !reported[s] && len(reported) < maxReported
+			if first {
+				reported[s] = true
+			}
+			mu.Unlock()
+			if first {
+				r.log.Error("a pod of the compute namespace is wired to another IRSA service: two services on one namespace race each other's trust-policy writes; remove one",
+					"namespace", p.Namespace, "pod", p.Name, "other_service", s, "service", r.o.Service)
+			}
+		}
+	}})
+	return err
+}
 
 func serviceAccountOf(p *corev1.Pod) string {
 	if p.Spec.ServiceAccountName == "" {

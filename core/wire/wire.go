@@ -32,6 +32,7 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/metrics"
 	"github.com/irsa-broker/irsa-broker/core/policy"
 	"github.com/irsa-broker/irsa-broker/core/trust"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -210,9 +211,17 @@ func (b *Broker) mappingStore(ctx context.Context, e Edges, cs kubernetes.Interf
 // TokenReview), service accounts, Events and the per-role trust Lease.
 func (b *Broker) kubernetes(cs kubernetes.Interface, g *graph, wopts *trust.WriterOptions) error {
 	cfg := b.cfg
+	var service string
+	if cfg.ServiceURL != "" {
+		s, err := brokerapi.ServiceOf(cfg.ServiceURL, cfg.ComputeNamespace)
+		if err != nil {
+			return fmt.Errorf("--service-url: %w", err)
+		}
+		service = s
+	}
 	resolver, err := kube.NewResolver(cs, kube.ResolverOptions{
 		Namespace: cfg.ComputeNamespace, PodTokens: kube.NewTokenReviewer(cs, cfg.PodTokenAudience), RequirePodToken: cfg.RequirePodToken,
-		PerUserServiceAccounts: cfg.PerUserServiceAccounts, Logger: b.log,
+		PerUserServiceAccounts: cfg.PerUserServiceAccounts, Service: service, Logger: b.log,
 	})
 	if err != nil {
 		return err
@@ -221,7 +230,8 @@ func (b *Broker) kubernetes(cs kubernetes.Interface, g *graph, wopts *trust.Writ
 	b.closers = append(b.closers, stopEvents)
 	g.pods, g.audit, g.workloads = resolver, events, resolver
 	g.sas = kube.NewServiceAccounts(cs, cfg.ComputeNamespace, b.log)
-	g.ready = append(g.ready, api.Check{Name: "workloads", Fn: resolver.Ready})
+	g.ready = append(g.ready, api.Check{Name: "workloads", Fn: resolver.Ready},
+		api.Check{Name: "one-service-per-namespace", Fn: resolver.Exclusive})
 	wopts.Prune = broker.StaleSubjects(resolver)
 	if cfg.TrustLock == "lease" {
 		wopts.Locker = kube.NewLeaseLocker(cs, kube.LeaseLockerOptions{Namespace: cfg.LeaseNamespace, Identity: b.id, LeaseDuration: cfg.LeaseDuration, Logger: b.log})

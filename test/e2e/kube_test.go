@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -17,6 +19,7 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/kube"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 // TestConfigMapStoreRacingWriters: two stores (two clients, as two
@@ -164,3 +167,47 @@ func TestRoleLeaseLock(t *testing.T) {
 type rtFunc func(*http.Request) (*http.Response, error)
 
 func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestOneServicePerComputeNamespace: a broker whose compute namespace has
+// live pods wired to another IRSA service (a v1.8 service left running, or
+// a second release) does not become ready, says why in its log, and
+// becomes ready once they end. Pods wired to itself, under another DNS
+// form of its name, do not hold it back.
+func TestOneServicePerComputeNamespace(t *testing.T) {
+	const ns = "shared-compute"
+	ctx, cancel := testContext(t)
+	defer cancel()
+	if err := ensureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	wiredPod := func(name, endpoint string) *corev1.Pod {
+		no := false
+		p, err := env.cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{brokerapi.LabelExecutionID: name}},
+			Spec: corev1.PodSpec{AutomountServiceAccountToken: &no, Containers: []corev1.Container{
+				{Name: "run", Image: "example.invalid/run:1"},
+				{Name: "aws-config-file-generator", Image: "example.invalid/irsa-client:1",
+					Env: []corev1.EnvVar{{Name: brokerapi.EnvEndpoint, Value: endpoint}}}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { deletePod(t, p) })
+		return p
+	}
+	wiredPod("mine", "https://irsa-svc.domino-field.svc.cluster.local/map_iam_roles_to_pod_sa")
+	old := wiredPod("old", "https://irsa-svc.v18-field/map_iam_roles_to_pod_sa")
+
+	b := testBroker(t, launchBroker, "one-service", "--compute-namespace", ns, "--leader-election=false",
+		"--service-url", "https://irsa-svc.domino-field")
+	readyz := func() (int, string) { return call(t, "GET", b.url+brokerapi.PathReadyz, "", nil) }
+	eventually(t, "/readyz failing on the other service only", func() bool {
+		code, body := readyz()
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"one-service-per-namespace":"failing"`) && strings.Contains(body, `"workloads":"ok"`)
+	})
+	if !strings.Contains(b.logText(), "wired to another IRSA service, irsa-svc.v18-field (pod old)") {
+		t.Fatal("the log does not say which service and pod hold the broker back")
+	}
+	deletePod(t, old)
+	eventually(t, "ready once the other service's pod is gone", func() bool { code, _ := readyz(); return code == http.StatusOK })
+}

@@ -211,6 +211,39 @@ type brokerProc struct {
 // startBroker runs the broker binary against the control plane and the
 // simulator and waits until it is ready.
 func startBroker(ctx context.Context, name string, extra ...string) (*brokerProc, error) {
+	p, err := launchBroker(ctx, name, extra...)
+	if err != nil {
+		return nil, err
+	}
+	err = kubetest.Poll(ctx, 100*time.Millisecond, "broker "+name+" /readyz", func() (bool, error) {
+		select {
+		case <-p.done:
+			return false, errors.New("the broker exited")
+		default:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/readyz", nil)
+		if err != nil {
+			return false, err
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, kubetest.Retry(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return false, kubetest.Retry(fmt.Errorf("/readyz: %s", res.Status))
+		}
+		return true, nil
+	})
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%w\n%s", err, p.logText())
+	}
+	return p, nil
+}
+
+// launchBroker runs the broker binary and waits until it listens.
+func launchBroker(ctx context.Context, name string, extra ...string) (*brokerProc, error) {
 	args := []string{"serve", "--insecure-http", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
 		"--kubeconfig", env.cp.Kubeconfig, "--oidc-provider", env.provider,
 		"--identity-plugin", "static", "--identity-config", env.usersFile,
@@ -262,30 +295,6 @@ func startBroker(ctx context.Context, name string, extra ...string) (*brokerProc
 	case <-ctx.Done():
 		p.stop()
 		return nil, fmt.Errorf("broker %s did not listen: %w\n%s", name, ctx.Err(), p.logText())
-	}
-	err = kubetest.Poll(ctx, 100*time.Millisecond, "broker "+name+" /readyz", func() (bool, error) {
-		select {
-		case <-p.done:
-			return false, errors.New("the broker exited")
-		default:
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/readyz", nil)
-		if err != nil {
-			return false, err
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, kubetest.Retry(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return false, kubetest.Retry(fmt.Errorf("/readyz: %s", res.Status))
-		}
-		return true, nil
-	})
-	if err != nil {
-		p.stop()
-		return nil, fmt.Errorf("%w\n%s", err, p.logText())
 	}
 	return p, nil
 }
@@ -340,9 +349,16 @@ func (p *brokerProc) stop() {
 // printing its logs when the test failed.
 func startTestBroker(t testing.TB, name string, extra ...string) *brokerProc {
 	t.Helper()
+	return testBroker(t, startBroker, name, extra...)
+}
+
+// testBroker runs start (startBroker or launchBroker) for one test and
+// stops the broker at the end, printing its logs when the test failed.
+func testBroker(t testing.TB, start func(context.Context, string, ...string) (*brokerProc, error), name string, extra ...string) *brokerProc {
+	t.Helper()
 	ctx, cancel := testContext(t)
 	defer cancel()
-	p, err := startBroker(ctx, name, extra...)
+	p, err := start(ctx, name, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
