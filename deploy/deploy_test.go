@@ -160,7 +160,7 @@ func flagNames(fs *flag.FlagSet) []string {
 // TestRBACCoversTheBroker: the manifests' RBAC and the chart's grant every
 // call the broker makes.
 func TestRBACCoversTheBroker(t *testing.T) {
-	t.Run("manifests", func(t *testing.T) { checkRBAC(t, objects(t, "kubernetes/rbac.yaml"), "irsa-broker") })
+	t.Run("manifests", func(t *testing.T) { checkRBAC(t, objects(t, "kubernetes/rbac.yaml"), "irsa") })
 	t.Run("chart", func(t *testing.T) { checkRBAC(t, chartObjects(t), "irsa") })
 }
 
@@ -209,6 +209,9 @@ func checkRBAC(t *testing.T, objs []runtime.Object, sa string) {
 	}
 }
 
+// sidecarContainer is the sidecar's container name in v1.8's Mutation.
+const sidecarContainer = "aws-config-file-generator"
+
 // TestMutationGivesTheSidecarItsEnvironment: the mutation sets what the
 // sidecar reads, and its probe is a subcommand the sidecar has.
 func TestMutationGivesTheSidecarItsEnvironment(t *testing.T) {
@@ -242,13 +245,13 @@ func TestMutationGivesTheSidecarItsEnvironment(t *testing.T) {
 	env := map[string]string{}
 	var probe []string
 	for _, r := range m.Rules {
-		if r.InsertContainer != nil && r.InsertContainer.Spec.Name == "irsa-sidecar" {
+		if r.InsertContainer != nil && r.InsertContainer.Spec.Name == sidecarContainer {
 			probe = r.InsertContainer.Spec.ReadinessProbe.Exec.Command
 			for _, e := range r.InsertContainer.Spec.Env {
 				env[e.Name] = e.Value
 			}
 		}
-		if r.ModifyEnv != nil && slices.Contains(r.ModifyEnv.ContainerSelector, "irsa-sidecar") {
+		if r.ModifyEnv != nil && (len(r.ModifyEnv.ContainerSelector) == 0 || slices.Contains(r.ModifyEnv.ContainerSelector, sidecarContainer)) {
 			for _, e := range r.ModifyEnv.Env {
 				env[e.Name] = e.Value
 			}

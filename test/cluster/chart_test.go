@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
@@ -31,8 +30,7 @@ const (
 	chartPlatform = "chart-platform"
 	chartCompute  = "chart-compute"
 	chartField    = "chart-field"
-	chartSidecar  = "aws-config-file-generator" // v1.8's container name
-	chartRole     = "acme-irsa-svc-role"        // the role of the v1.8 values file
+	chartRole     = "acme-irsa-svc-role" // the role of the v1.8 values file
 )
 
 // TestChartWithV18Values installs deploy/helm/irsa-broker with a v1.8
@@ -55,12 +53,6 @@ func TestChartWithV18Values(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := addBrokerRole(chartRole, "system:serviceaccount:"+chartField+":irsa"); err != nil {
-		t.Fatal(err)
-	}
-	// The node is in Domino's platform node pool, where v1.8 (and the
-	// chart by default) schedules the broker.
-	patch := []byte(`{"metadata":{"labels":{"dominodatalab.com/node-pool":"platform"}}}`)
-	if _, err := env.cs.CoreV1().Nodes().Patch(ctx, env.c.NodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The mappings a v1.8 site has: a single-role org (the legacy value

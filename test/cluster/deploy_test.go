@@ -18,16 +18,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 
@@ -35,7 +38,8 @@ import (
 	"github.com/irsa-broker/irsa-broker/test/kubetest"
 )
 
-// deployBroker installs deploy/kubernetes as shipped, with what an installer
+// deployBroker installs deploy/kubernetes as shipped (the chart rendered with
+// deploy/kubernetes/values.yaml), with what an installer
 // sets for its cluster (see docs/design/cluster-test.md): the image tag, the
 // OIDC provider, the Domino host, the AWS endpoints (the simulator stands for
 // AWS) and what EKS's pod-identity webhook injects for the broker's own
@@ -47,6 +51,12 @@ func deployBroker(ctx context.Context) (err error) {
 		}
 	}
 	if env.brokerCA, err = createCertificates(ctx, fieldNS, computeNS, "irsa-certs", "irsa-svc"); err != nil {
+		return err
+	}
+	// The node is in Domino's platform node pool, where v1.8 (and the
+	// chart by default) schedules the broker.
+	patch := []byte(`{"metadata":{"labels":{"dominodatalab.com/node-pool":"platform"}}}`)
+	if _, err := env.cs.CoreV1().Nodes().Patch(ctx, env.c.NodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return err
 	}
 	for _, f := range []string{"rbac.yaml", "broker.yaml"} {
@@ -130,6 +140,8 @@ func create(ctx context.Context, obj runtime.Object) error {
 		_, err = env.cs.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 	case *policyv1.PodDisruptionBudget:
 		_, err = env.cs.PolicyV1().PodDisruptionBudgets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	case *networkingv1.NetworkPolicy:
+		_, err = env.cs.NetworkingV1().NetworkPolicies(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 	default:
 		return fmt.Errorf("the cluster test does not know how to install a %T", obj)
 	}
@@ -140,23 +152,26 @@ func create(ctx context.Context, obj runtime.Object) error {
 func installBroker(spec *corev1.PodSpec) {
 	c := &spec.Containers[0]
 	c.Image = "irsa-broker:" + env.version
-	for i, e := range c.Env {
-		if e.Name == "IRSA_OIDC_PROVIDER" {
-			c.Env[i].Value = env.provider
-		}
-	}
 	const tokenDir = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
-	c.Env = append(c.Env,
+	for _, e := range []corev1.EnvVar{
+		{Name: "IRSA_OIDC_PROVIDER", Value: env.provider},
+		{Name: "OIDC_PROVIDER", Value: env.provider},
 		// The simulator is AWS here.
-		corev1.EnvVar{Name: "AWS_ENDPOINT_URL_IAM", Value: env.simURL},
-		corev1.EnvVar{Name: "AWS_ENDPOINT_URL_STS", Value: env.simURL},
+		{Name: "AWS_ENDPOINT_URL_IAM", Value: env.simURL},
+		{Name: "AWS_ENDPOINT_URL_STS", Value: env.simURL},
 		// What EKS's pod-identity webhook injects for a ServiceAccount
 		// annotated eks.amazonaws.com/role-arn.
-		corev1.EnvVar{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::" + eksAccount + ":role/" + brokerRole},
-		corev1.EnvVar{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: tokenDir + "/token"},
-		corev1.EnvVar{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"},
-		corev1.EnvVar{Name: "AWS_REGION", Value: region},
-	)
+		{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::" + eksAccount + ":role/" + brokerRole},
+		{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: tokenDir + "/token"},
+		{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"},
+		{Name: "AWS_REGION", Value: region},
+	} {
+		if i := slices.IndexFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == e.Name }); i >= 0 {
+			c.Env[i] = e
+		} else {
+			c.Env = append(c.Env, e)
+		}
+	}
 	expiry := int64(86400)
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "aws-iam-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: audience, ExpirationSeconds: &expiry, Path: "token"}}},
@@ -174,11 +189,11 @@ func replaceLine(text, prefix, with string) string {
 	return strings.Join(lines, "\n")
 }
 
-// waitDeployment waits until every replica of irsa-svc runs the image of
-// tag and is Ready.
+// waitDeployment waits until every replica of the broker's Deployment runs
+// the image of tag and is Ready.
 func waitDeployment(ctx context.Context, tag string) error {
-	return kubetest.Poll(ctx, 500*time.Millisecond, "irsa-svc rolled out with tag "+tag, func() (bool, error) {
-		d, err := env.cs.AppsV1().Deployments(fieldNS).Get(ctx, "irsa-svc", metav1.GetOptions{})
+	return kubetest.Poll(ctx, 500*time.Millisecond, brokerDeployment+" rolled out with tag "+tag, func() (bool, error) {
+		d, err := env.cs.AppsV1().Deployments(fieldNS).Get(ctx, brokerDeployment, metav1.GetOptions{})
 		if err != nil {
 			return false, kubetest.Retry(err)
 		}

@@ -152,7 +152,7 @@ func TestRollingUpdateWhileWorkloadsRefresh(t *testing.T) {
 	}
 	start := time.Now()
 	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"irsa-broker","image":"irsa-broker:%s"}]}}}}`, tag)
-	if _, err := env.cs.AppsV1().Deployments(fieldNS).Patch(ctx, "irsa-svc", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := env.cs.AppsV1().Deployments(fieldNS).Patch(ctx, brokerDeployment, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	during, err := startWorkloads(ctx, "roll-b", 10, refresh)
@@ -220,7 +220,7 @@ func watchSidecars(ctx context.Context, names []string, notReady chan<- string) 
 				continue
 			}
 			for _, s := range p.Status.ContainerStatuses {
-				if s.Name == "irsa-sidecar" && !s.Ready {
+				if s.Name == sidecarContainer && !s.Ready {
 					notReady <- p.Name
 				}
 			}

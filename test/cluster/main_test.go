@@ -22,7 +22,11 @@ import (
 const (
 	fieldNS   = "domino-field"
 	computeNS = "domino-compute"
-	brokerSA  = "irsa-broker"
+	brokerSA  = "irsa" // v1.8's name, kept by the chart
+	// brokerDeployment is the broker's Deployment (env.name).
+	brokerDeployment = "irsa"
+	// sidecarContainer is the sidecar's container: v1.8's name, kept by the Mutation.
+	sidecarContainer = "aws-config-file-generator"
 )
 
 var env struct {

@@ -72,7 +72,7 @@ func workloadIn(ctx context.Context, ns string, mutations []domsed.Mutation, run
 			c.Image, c.ImagePullPolicy = "irsa-sidecar:"+env.version, never
 		}
 		c.Env = append(c.Env, corev1.EnvVar{Name: "AWS_ENDPOINT_URL_STS", Value: env.simURL})
-		if c.Name == "irsa-sidecar" || c.Name == chartSidecar {
+		if c.Name == sidecarContainer {
 			c.Env = append(c.Env, sidecarEnv...)
 		}
 	}
@@ -105,7 +105,7 @@ func waitWorkloadIn(ctx context.Context, ns, name string) (string, error) {
 		var sidecarReady, runDone bool
 		for _, s := range p.Status.ContainerStatuses {
 			switch s.Name {
-			case "irsa-sidecar", chartSidecar:
+			case sidecarContainer:
 				sidecarReady = s.Ready
 			case "run":
 				if t := s.State.Terminated; t != nil {

@@ -41,8 +41,8 @@ func TestShippedMutationShapesAWorkspace(t *testing.T) {
 	if err := shipped(t).Apply(p); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Spec.Containers) != 2 || p.Spec.Containers[1].Name != "irsa-sidecar" {
-		t.Fatalf("containers %v, want run + irsa-sidecar", p.Spec.Containers)
+	if len(p.Spec.Containers) != 2 || p.Spec.Containers[1].Name != "aws-config-file-generator" {
+		t.Fatalf("containers %v, want run + aws-config-file-generator (v1.8's name)", p.Spec.Containers)
 	}
 	for _, c := range p.Spec.Containers {
 		// The later rule's env reaches the container an earlier rule inserted.
@@ -54,13 +54,19 @@ func TestShippedMutationShapesAWorkspace(t *testing.T) {
 	if !slices.ContainsFunc(run.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/var/run/.aws" }) {
 		t.Errorf("run lacks the AWS config mount: %v", run.VolumeMounts)
 	}
-	if len(p.Spec.Volumes) != 4 {
-		t.Errorf("volumes %d, want 4", len(p.Spec.Volumes))
+	// v1.8's four volumes, and the broker's CA.
+	var volumes []string
+	for _, v := range p.Spec.Volumes {
+		volumes = append(volumes, v.Name)
+	}
+	slices.Sort(volumes)
+	if want := []string{"aws-config-file", "aws-user-token", "irsa-logs", "irsa-ssl-certs", "podinfo"}; !slices.Equal(volumes, want) {
+		t.Errorf("volumes %v, want %v", volumes, want)
 	}
 }
 
 func TestSelectorsAndBuilds(t *testing.T) {
-	worker := pod(map[string]string{"app.kubernetes.io/name": "spark"})
+	worker := pod(map[string]string{"app.kubernetes.io/name": "spark", "app.kubernetes.io/component": "worker"})
 	if err := shipped(t).Apply(worker); err != nil {
 		t.Fatal(err)
 	}
