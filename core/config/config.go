@@ -29,6 +29,10 @@ type Serve struct {
 	PluginDir            string
 	PluginEnv            []string
 
+	// IdentityProvidersFile lists several identity providers in order
+	// (IdentityProviders); it replaces the three single-provider settings.
+	IdentityProvidersFile string
+
 	PolicyDir string
 
 	MappingStore     string // configmap | file
@@ -89,6 +93,7 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.IdentityPlugin, "identity-plugin", "domino", "identity provider: domino, oidc, static (built in) or the path of a plugin binary")
 	fs.StringVar(&c.IdentityPluginSHA256, "identity-plugin-sha256", "", "expected SHA-256 (hex) of a plugin binary given by path; checked at every start")
 	fs.StringVar(&c.IdentityConfig, "identity-config", "", "YAML file handed to the identity provider's Configure; re-applied when it changes (static: the users file)")
+	fs.StringVar(&c.IdentityProvidersFile, "identity-providers", "", "YAML file listing several identity providers, tried in order for each credential (docs/plugins.md); replaces --identity-plugin, --identity-plugin-sha256 and --identity-config")
 	fs.DurationVar(&c.IdentityCacheTTL, "identity-cache-ttl", 30*time.Second, "how long an authenticated identity is reused")
 	fs.StringVar(&c.PluginDir, "plugin-dir", "", "writable directory for the identity plugin's unix sockets, checked at start (empty: $TMPDIR, else /tmp)")
 	fs.Var((*nameList)(&c.PluginEnv), "plugin-env", "names of environment variables passed to the identity plugin besides PATH, HOME, TMPDIR, TZ, SSL_CERT_*, proxies and Go runtime settings (comma-separated or repeated; docs/plugins.md)")
@@ -150,6 +155,9 @@ func (c *Serve) Validate() error {
 		if _, err := brokerapi.ServiceOf(c.ServiceURL, c.ComputeNamespace); err != nil {
 			errs = append(errs, "--service-url: "+err.Error())
 		}
+	}
+	if c.IdentityProvidersFile != "" && (c.IdentityPlugin != "domino" || c.IdentityPluginSHA256 != "" || c.IdentityConfig != "") {
+		errs = append(errs, "--identity-providers replaces --identity-plugin, --identity-plugin-sha256 and --identity-config: set one form, not both")
 	}
 	switch c.MappingStore {
 	case "configmap":
