@@ -18,6 +18,9 @@ type writerMetrics struct {
 	pruned    prometheus.Counter     // subjects pruned
 	fill      *prometheus.GaugeVec   // role
 	sizeChars *prometheus.GaugeVec   // role
+	quota     *prometheus.GaugeVec   // role
+	subjects  *prometheus.GaugeVec   // role
+	cache     *prometheus.CounterVec // result: hit, miss, stale, removing
 }
 
 func newWriterMetrics(reg prometheus.Registerer, log hclog.Logger) *writerMetrics {
@@ -52,9 +55,21 @@ func newWriterMetrics(reg prometheus.Registerer, log hclog.Logger) *writerMetric
 			Name: "irsa_trust_policy_size_characters",
 			Help: "Trust-policy size as IAM counts it, per role.",
 		}, []string{"role"}),
+		quota: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irsa_trust_policy_quota_characters",
+			Help: "The account's AssumeRolePolicySizeQuota as last read, per role.",
+		}, []string{"role"}),
+		subjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irsa_trust_policy_subjects",
+			Help: "Subjects the role's managed statements grant, per role.",
+		}, []string{"role"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irsa_trust_policy_cache_lookups_total",
+			Help: "Ensure calls answered from the last round's document (hit) or sent to a round (miss: not granted or no document; stale: older than the TTL; removing: a Remove of the role is pending).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rounds, m.batch, m.duration, m.errors, m.pruned, m.fill, m.sizeChars} {
+		for _, c := range []prometheus.Collector{m.rounds, m.batch, m.duration, m.errors, m.pruned, m.fill, m.sizeChars, m.quota, m.subjects, m.cache} {
 			if err := reg.Register(c); err != nil {
 				// A second writer on one registry keeps its metrics local.
 				log.Warn("trust writer metric not registered", "error", err)
@@ -70,9 +85,14 @@ func (m *writerMetrics) observeRound(result string, requests int, d time.Duratio
 	m.duration.Observe(d.Seconds())
 }
 
-func (m *writerMetrics) observeSize(role string, size, quota int) {
+// observeSize records what a round left in the role's policy. Labels are
+// role ARNs the writer was asked to edit: the mapped proxy roles, a bounded set.
+func (m *writerMetrics) observeSize(role string, doc *Document, quota int) {
+	size := doc.Size()
 	m.sizeChars.WithLabelValues(role).Set(float64(size))
+	m.subjects.WithLabelValues(role).Set(float64(len(doc.Subjects())))
 	if quota > 0 {
+		m.quota.WithLabelValues(role).Set(float64(quota))
 		m.fill.WithLabelValues(role).Set(float64(size) / float64(quota))
 	}
 }

@@ -51,7 +51,16 @@ type WriterOptions struct {
 	Locker Locker
 	// RoundTimeout bounds one round; DefaultRoundTimeout when zero.
 	RoundTimeout time.Duration
-	Logger       hclog.Logger
+	// CacheTTL is the staleness Ensure accepts: while the document this
+	// writer last read or wrote for a role is younger than CacheTTL (counted
+	// from the GetRole of that round) and already grants every subject,
+	// Ensure returns at once, without a round and without any IAM call.
+	// Zero turns this off (every Ensure does a round). Remove always does a
+	// round. See "Answering from the last round" in docs/design/trust-writer.md.
+	CacheTTL time.Duration
+	// Now, optional, is the clock CacheTTL is measured with (tests).
+	Now    func() time.Time
+	Logger hclog.Logger
 	// Registerer, optional, receives the writer's metrics.
 	Registerer prometheus.Registerer
 }
@@ -166,13 +175,25 @@ type Writer struct {
 
 	mu     sync.Mutex
 	queues map[string]*roleQueue // role ARN → queue; present while a runner is active
-	// parsed remembers, per role, the last document this writer read or
-	// wrote; a round whose GetRole returns exactly that text skips parsing it.
-	parsed map[string]*Document
+	// known remembers, per role, the last document this writer read or
+	// wrote: a round whose GetRole returns exactly that text skips parsing
+	// it, and Ensure answers from it while it is younger than CacheTTL.
+	known map[string]knownDoc
+}
+
+// knownDoc is a role's trust policy as a round of this writer left it.
+type knownDoc struct {
+	doc *Document // never mutated once stored (its text is memoized)
+	at  time.Time // when that round's GetRole started
 }
 
 type roleQueue struct {
 	pending []*request
+	// removals counts Remove requests queued or in a round and not yet
+	// answered: while there are any, Ensure does not answer from the
+	// known document (the removal may concern its subject, and a request
+	// that came later must not be ordered before it).
+	removals int
 }
 
 type request struct {
@@ -192,6 +213,9 @@ func NewWriter(api IAM, opts WriterOptions) *Writer {
 	if opts.RoundTimeout <= 0 {
 		opts.RoundTimeout = DefaultRoundTimeout
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	opts.OIDCProvider = NormalizeProvider(opts.OIDCProvider)
 	return &Writer{
 		api:    api,
@@ -199,7 +223,7 @@ func NewWriter(api IAM, opts WriterOptions) *Writer {
 		log:    opts.Logger.Named("trust"),
 		m:      newWriterMetrics(opts.Registerer, opts.Logger),
 		queues: map[string]*roleQueue{},
-		parsed: map[string]*Document{},
+		known:  map[string]knownDoc{},
 	}
 }
 
@@ -207,7 +231,9 @@ func NewWriter(api IAM, opts WriterOptions) *Writer {
 // legacy form) trusted by the role, written in the form WriterOptions asks
 // for. It returns once the change is in IAM (or was already there), or with
 // the error of the round that carried it. If ctx ends first, it returns
-// ctx's error and the change may or may not be applied.
+// ctx's error and the change may or may not be applied. With
+// WriterOptions.CacheTTL, "already there" may be judged from the document
+// of this writer's last round for the role, at most CacheTTL old.
 func (w *Writer) Ensure(ctx context.Context, roleARN string, subjects ...string) error {
 	_, err := w.EnsureAdded(ctx, roleARN, subjects...)
 	return err
@@ -230,6 +256,9 @@ func (w *Writer) EnsureAdded(ctx context.Context, roleARN string, subjects ...st
 		add = append(add, ps.String())
 	}
 	if len(add) == 0 {
+		return false, nil
+	}
+	if w.grantedRecently(arn.String(), add) {
 		return false, nil
 	}
 	req := &request{ctx: ctx, add: add}
@@ -343,6 +372,9 @@ func (w *Writer) submit(ctx context.Context, arn model.RoleARN, req *request) er
 		w.queues[key] = q
 	}
 	q.pending = append(q.pending, req)
+	if len(req.remove) > 0 {
+		q.removals++
+	}
 	w.mu.Unlock()
 	if !running {
 		go w.run(arn, q)
@@ -369,6 +401,12 @@ func (w *Writer) run(arn model.RoleARN, q *roleQueue) {
 		}
 		w.mu.Unlock()
 
+		removals := 0
+		for _, r := range batch {
+			if len(r.remove) > 0 {
+				removals++
+			}
+		}
 		live := batch[:0]
 		for _, r := range batch {
 			if err := r.ctx.Err(); err != nil {
@@ -379,6 +417,11 @@ func (w *Writer) run(arn model.RoleARN, q *roleQueue) {
 		}
 		if len(live) > 0 {
 			w.round(arn, live)
+		}
+		if removals > 0 {
+			w.mu.Lock()
+			q.removals -= removals
+			w.mu.Unlock()
 		}
 	}
 }
@@ -392,6 +435,9 @@ func (w *Writer) round(arn model.RoleARN, batch []*request) {
 	outcome, err := w.commit(ctx, arn, batch, results)
 	w.m.observeRound(outcome, len(batch), time.Since(start))
 	if err != nil {
+		// Whatever failed (lock, IAM, the document itself), what this writer
+		// knew of the role is no longer to be relied on.
+		w.remember(arn.String(), nil, time.Time{})
 		w.m.countError(err)
 		w.log.Warn("trust policy round failed", "role", arn.String(), "requests", len(batch), "error", err)
 	}
@@ -422,6 +468,7 @@ func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request
 	if err != nil {
 		return "failed", fmt.Errorf("trust: reading the trust-policy size quota: %w", err)
 	}
+	readAt := w.opts.Now()
 	orig, err := w.read(ctx, arn)
 	if err != nil {
 		return "failed", err
@@ -458,16 +505,15 @@ func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request
 
 	out := doc.String()
 	if out == orig.String() {
-		w.remember(role, orig)
-		w.m.observeSize(role, orig.Size(), quota)
+		w.remember(role, orig, readAt)
+		w.m.observeSize(role, orig, quota)
 		w.log.Debug("trust policy unchanged", "role", role, "requests", len(batch))
 		return "unchanged", nil
 	}
 	if err := w.api.UpdateTrustPolicy(ctx, arn.Name, out); err != nil {
-		w.remember(role, nil)
 		return "failed", fmt.Errorf("trust: updating the trust policy of role %s: %w", role, err)
 	}
-	w.remember(role, doc)
+	w.remember(role, doc, readAt)
 	for i, r := range batch {
 		if results[i] != nil {
 			continue
@@ -479,7 +525,7 @@ func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request
 			}
 		}
 	}
-	w.m.observeSize(role, size, quota)
+	w.m.observeSize(role, doc, quota)
 	w.log.Debug("trust policy written", "role", role, "requests", len(batch),
 		"pruned", pruned, "size", size, "quota", quota)
 	return "written", nil
@@ -491,7 +537,7 @@ func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request
 // overlap, so the entry is not shared while in use; callers get a clone.
 func (w *Writer) parse(role, raw string) (*Document, error) {
 	w.mu.Lock()
-	prev := w.parsed[role]
+	prev := w.known[role].doc
 	w.mu.Unlock()
 	if prev != nil && prev.String() == raw {
 		return prev.Clone(), nil
@@ -499,15 +545,55 @@ func (w *Writer) parse(role, raw string) (*Document, error) {
 	return Parse(raw, w.opts.OIDCProvider)
 }
 
-// remember keeps doc (nil forgets) as the role's last known document.
-func (w *Writer) remember(role string, doc *Document) {
+// remember keeps doc (nil forgets) as the role's last known document, as
+// IAM held it at `at`.
+func (w *Writer) remember(role string, doc *Document, at time.Time) {
+	if doc != nil {
+		doc = doc.Clone()
+		_ = doc.String() // memoized now: readers never write to it
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if doc == nil {
-		delete(w.parsed, role)
+		delete(w.known, role)
 		return
 	}
-	w.parsed[role] = doc.Clone()
+	w.known[role] = knownDoc{doc: doc, at: at}
+}
+
+// grantedRecently reports whether Ensure may answer without a round: the
+// cache is on, the role's known document is younger than CacheTTL, no
+// Remove of the role is pending, and the document grants every subject
+// (as a round would find it: nothing to add, nothing to refuse).
+func (w *Writer) grantedRecently(role string, add []string) bool {
+	if w.opts.CacheTTL <= 0 {
+		return false
+	}
+	w.mu.Lock()
+	k := w.known[role]
+	q := w.queues[role]
+	removing := q != nil && q.removals > 0
+	w.mu.Unlock()
+	result := "hit"
+	switch {
+	case k.doc == nil:
+		result = "miss"
+	case removing:
+		result = "removing"
+	case w.opts.Now().Sub(k.at) >= w.opts.CacheTTL:
+		result = "stale"
+	case k.doc.checkAdd(add) != nil:
+		result = "miss"
+	default:
+		for _, s := range add {
+			if !k.doc.Has(s) {
+				result = "miss"
+				break
+			}
+		}
+	}
+	w.m.cache.WithLabelValues(result).Inc()
+	return result == "hit"
 }
 
 // apply applies each request to doc in order, recording per-request errors
