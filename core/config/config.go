@@ -59,6 +59,7 @@ type Serve struct {
 	LeaseDuration   time.Duration
 	TrustLock       string // lease | none
 	CleanupInterval time.Duration
+	TrustCacheTTL   time.Duration
 
 	AWSRegion          string
 	IAMEndpoint        string
@@ -124,6 +125,7 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaseDuration, "lease-duration", 15*time.Second, "how long a Lease outlives a replica that stopped renewing it")
 	fs.StringVar(&c.TrustLock, "trust-lock", "lease", "cross-replica serialization of trust-policy writes: lease (one Lease per proxy role) or none (a single replica only)")
 	fs.DurationVar(&c.CleanupInterval, "cleanup-interval", 10*time.Minute, "period of the leader's full reconcile of trust policies against live pods (0: only when it becomes leader)")
+	fs.DurationVar(&c.TrustCacheTTL, "trust-cache-ttl", 30*time.Second, "how stale a proxy role's trust policy, as this replica last read or wrote it, may be to answer a map whose subject it already holds without any IAM call (0: every map reads IAM; docs/design/trust-writer.md)")
 
 	fs.StringVar(&c.AWSRegion, "aws-region", "us-east-1", "AWS region of the IAM client")
 	fs.StringVar(&c.IAMEndpoint, "iam-endpoint", "", "IAM endpoint override (AWS_ENDPOINT_URL_IAM is honoured too)")
@@ -190,6 +192,9 @@ func (c *Serve) Validate() error {
 		}
 	default:
 		errs = append(errs, "--workloads must be kubernetes or caller")
+	}
+	if c.TrustCacheTTL < 0 {
+		errs = append(errs, "--trust-cache-ttl must not be negative")
 	}
 	if c.DurationSeconds < 0 || c.DurationSeconds > 43200 || (c.DurationSeconds > 0 && c.DurationSeconds < 900) {
 		errs = append(errs, "--duration-seconds must be 0 or between 900 and 43200 (3600 with role chaining)")

@@ -126,7 +126,7 @@ func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (_ 
 		workloads: broker.DevResolver{Namespace: cfg.ComputeNamespace},
 		sas:       e.ServiceAccounts,
 	}
-	wopts := trust.WriterOptions{OIDCProvider: cfg.OIDCProvider, Logger: log, Registerer: b.Metrics.Registry}
+	wopts := trust.WriterOptions{OIDCProvider: cfg.OIDCProvider, CacheTTL: cfg.TrustCacheTTL, Logger: log, Registerer: b.Metrics.Registry}
 	if cfg.Workloads == "kubernetes" {
 		if err := b.kubernetes(cs, &g, &wopts); err != nil {
 			return nil, err
