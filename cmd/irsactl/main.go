@@ -1,150 +1,95 @@
-// Command irsactl is a small client for irsa-broker: it maps a run and shows
-// which AWS identity the SDK's own credential chain ends up with.
+// Command irsactl is the admin's tool for irsa-broker: mappings, service
+// accounts, identities, dry runs and maps over the broker's API, and the AWS
+// identity a workload's SDK chain ends up with (docs/irsactl.md).
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
-	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
-
-const usage = `irsactl: a client for irsa-broker.
-
-Usage:
-  irsactl whoami [-profile P] [-wait 2m]
-                                      the caller identity of the AWS SDK's default chain
-                                      (AWS_PROFILE, AWS_CONFIG_FILE, AWS_ENDPOINT_URL_STS, ...);
-                                      -wait retries until it answers
-  irsactl map -broker URL -run-id ID  POST /map_iam_roles_to_pod_sa and print the config
-                                      (token from -token or IRSA_TOKEN)
-`
 
 func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "irsactl:", err)
-		}
-		os.Exit(1)
-	}
+	code := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
+	cancel()
+	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
-		return errors.New("missing command")
-	}
-	switch args[0] {
-	case "whoami":
-		fs := flag.NewFlagSet("whoami", flag.ContinueOnError)
-		wait := fs.Duration("wait", 0, "retry (every second) until the chain answers or this long has passed, e.g. while the sidecar writes the config")
-		profile := fs.String("profile", os.Getenv("AWS_PROFILE"), "profile of AWS_CONFIG_FILE to use (AWS_PROFILE)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		return whoami(ctx, out, *profile, *wait)
-	case "map":
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		fs := flag.NewFlagSet("map", flag.ContinueOnError)
-		broker := fs.String("broker", "http://127.0.0.1:6000", "broker URL")
-		runID := fs.String("run-id", "", "run id")
-		token := fs.String("token", os.Getenv("IRSA_TOKEN"), "bearer token")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		body, err := json.Marshal(brokerapi.MapRequest{RunID: *runID})
-		if err != nil {
-			return err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*broker, "/")+brokerapi.PathMap, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(brokerapi.HeaderAuthorization, "Bearer "+*token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("broker answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
-		}
-		_, err = out.Write(b)
-		return err
-	case "-h", "--help", "help":
-		fmt.Fprint(out, usage)
-		return nil
-	}
-	fmt.Fprint(os.Stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+// env is what a run reads and writes besides its arguments (tests pass their own).
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// Exit codes (docs/irsactl.md).
+const (
+	exitOK          = 0
+	exitError       = 1 // anything else: a refused request (400), a broker or network failure, failed policy tests
+	exitUsage       = 2 // wrong command line
+	exitForbidden   = 3 // 401 or 403: no, bad or insufficient credentials
+	exitNotFound    = 4 // 404: no such org, run, service account or route
+	exitConflict    = 5 // 409, or the mappings changed since the reviewed dry run
+	exitUnavailable = 6 // 502/503 or the broker unreachable: try again later
+)
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, args []string, e env) int {
+	root := newRoot(e)
+	root.SetArgs(legacyArgs(args))
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
 	}
-	return *s
+	code := exitCode(err)
+	fmt.Fprintln(e.stderr, "irsactl: "+err.Error())
+	if code == exitUsage {
+		fmt.Fprintln(e.stderr, "Run 'irsactl --help' or 'irsactl COMMAND --help' for usage.")
+	}
+	return code
 }
 
-// whoami prints the identity the SDK's default chain ends up with, retrying
-// for up to wait.
-func whoami(ctx context.Context, out io.Writer, profile string, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	for {
-		err := callerIdentity(ctx, out, profile)
-		if err == nil || !time.Now().Before(deadline) {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "irsactl: retrying:", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Second):
-		}
+// exitCode classifies err for the shell.
+func exitCode(err error) int {
+	var ae *apiError
+	var ue *usageError
+	var ce *codedError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.As(err, &ae):
+		return ae.exitCode()
+	case errors.As(err, new(*transportError)):
+		return exitUnavailable
+	case isCobraUsage(err):
+		return exitUsage
 	}
+	return exitError
 }
 
-// callerIdentity asks STS who the SDK's chain is. A profile is passed to
-// the SDK explicitly: the Go SDK otherwise prefers AWS_WEB_IDENTITY_TOKEN_FILE
-// (which the workload mutation sets in every container) over AWS_PROFILE,
-// where boto3 uses the profile.
-func callerIdentity(ctx context.Context, out io.Writer, profile string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var opts []func(*config.LoadOptions) error
-	if profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(profile))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return err
-	}
-	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "Account: %s\nArn:     %s\nUserId:  %s\n", deref(id.Account), deref(id.Arn), deref(id.UserId))
-	return nil
+// usageError is a wrong command line (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+
+// codedError carries its own exit code.
+type codedError struct {
+	code int
+	err  error
 }
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }

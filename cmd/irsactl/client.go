@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+)
+
+// maxAnswer bounds what irsactl reads of one answer.
+const maxAnswer = 16 << 20
+
+// client calls the broker's API.
+type client struct {
+	base string
+	http *http.Client
+	cred credential
+}
+
+// credential is how irsactl authenticates: one header and its value.
+type credential struct {
+	header string // brokerapi.HeaderAuthorization or HeaderDominoAPIKey; "" sends none
+	value  string
+	source string // where it came from, for `irsactl config` (never the value)
+}
+
+// apiError is an error answer of the broker.
+type apiError struct {
+	status int
+	brokerapi.ErrorDetail
+}
+
+func (e *apiError) Error() string {
+	s := fmt.Sprintf("%s: %s (HTTP %d", e.Code, e.Message, e.status)
+	if e.RequestID != "" {
+		s += ", request id " + e.RequestID
+	}
+	return s + ")"
+}
+
+func (e *apiError) exitCode() int {
+	switch e.status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return exitForbidden
+	case http.StatusNotFound:
+		return exitNotFound
+	case http.StatusConflict:
+		return exitConflict
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return exitUnavailable
+	}
+	return exitError
+}
+
+// transportError: the broker could not be reached or answered garbage.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// newHTTPClient trusts caFile's certificates in addition to the system's.
+func newHTTPClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}, nil
+}
+
+// do sends a request with body (JSON-encoded unless nil) and decodes a 2xx
+// JSON answer into out (when not nil). Any other status is an *apiError.
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	raw, err := c.doRaw(ctx, method, path, body, "application/json")
+	if err != nil || out == nil || len(bytes.TrimSpace(raw)) == 0 {
+		return err
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &transportError{fmt.Errorf("%s %s: the broker's answer is not the expected JSON: %w", method, path, err)}
+	}
+	return nil
+}
+
+// doRaw is do without decoding: it returns the body of a 2xx answer.
+func (c *client) doRaw(ctx context.Context, method, path string, body any, accept string) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, usagef("broker URL %q: %v", c.base, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", accept)
+	if c.cred.header == brokerapi.HeaderAuthorization {
+		req.Header.Set(c.cred.header, "Bearer "+c.cred.value)
+	} else if c.cred.header != "" {
+		req.Header.Set(c.cred.header, c.cred.value)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, &transportError{fmt.Errorf("%s %s%s: %w", method, c.base, path, err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, &transportError{fmt.Errorf("%s %s: read the answer: %w", method, path, err)}
+	}
+	if resp.StatusCode/100 == 2 {
+		return raw, nil
+	}
+	ae := &apiError{status: resp.StatusCode}
+	var eb brokerapi.ErrorBody
+	if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
+		ae.ErrorDetail = eb.Error
+	} else {
+		ae.Code = "http_" + strings.ReplaceAll(strings.ToLower(http.StatusText(resp.StatusCode)), " ", "_")
+		ae.Message = strings.TrimSpace(string(raw))
+		if len(ae.Message) > 200 {
+			ae.Message = ae.Message[:200] + "…"
+		}
+	}
+	if ae.RequestID == "" {
+		ae.RequestID = resp.Header.Get(brokerapi.HeaderRequestID)
+	}
+	if resp.StatusCode == http.StatusUnauthorized && c.cred.header == "" {
+		ae.Message += " (irsactl found no token: set IRSA_TOKEN, IRSA_TOKEN_FILE or IRSA_API_KEY; see 'irsactl config')"
+	}
+	return nil, ae
+}

@@ -1,0 +1,430 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// bin is the real irsactl, built once for the tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "irsactl-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "irsactl")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build irsactl:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cli runs the built irsactl against a dev stack of its own.
+type cli struct {
+	t     *testing.T
+	st    *devstack.Stack
+	home  string
+	env   map[string]string
+	stdin io.Reader
+}
+
+func newCLI(t *testing.T, o devstack.Options) *cli {
+	t.Helper()
+	st := devstacktest.Start(t, o)
+	home := t.TempDir()
+	return &cli{t: t, st: st, home: home, env: map[string]string{
+		"PATH": os.Getenv("PATH"), "HOME": home,
+		envBroker: st.BrokerURL, envToken: "admin-token",
+	}}
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (c *cli) run(args ...string) result {
+	c.t.Helper()
+	cmd := exec.CommandContext(c.t.Context(), bin, args...)
+	for k, v := range c.env {
+		if v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, c.stdin
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		c.t.Fatalf("run irsactl %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// ok runs and requires exit 0.
+func (c *cli) ok(args ...string) string {
+	c.t.Helper()
+	r := c.run(args...)
+	if r.code != 0 {
+		c.t.Fatalf("irsactl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// golden compares got, with the stack's varying parts replaced, with
+// testdata/NAME.golden (rewritten with -update).
+func (c *cli) golden(name, got string) {
+	c.t.Helper()
+	got = strings.ReplaceAll(got, c.st.BrokerURL, "http://BROKER")
+	got = strings.ReplaceAll(got, c.home, "$HOME")
+	got = decisionRE.ReplaceAllString(got, "${1}DECISION")
+	got = revisionRE.ReplaceAllString(got, "${1}REV")
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		c.t.Errorf("%s differs (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+var (
+	decisionRE = regexp.MustCompile(`(decision: |"decision_id": ")[0-9a-f]{16}`)
+	revisionRE = regexp.MustCompile(`(broker revision )[0-9]+`)
+)
+
+const (
+	assetAcct = "arn:aws:iam::524112250363:role/"
+	proxyAcct = "arn:aws:iam::946429944765:role/"
+)
+
+func TestTables(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	// config contacts no broker; fixed values keep the table's columns stable.
+	c.env[envBroker], c.env[envConfig] = "https://irsa-svc.domino-field", "testdata/irsactl-config.yaml"
+	c.golden("config", c.ok("config"))
+	c.env[envBroker], c.env[envConfig] = c.st.BrokerURL, ""
+	c.golden("auth-whoami", c.ok("auth", "whoami"))
+	c.golden("mappings-list", c.ok("mappings", "list"))
+	c.golden("mappings-get", c.ok("mappings", "get", "irsa-iamrole-read-bucket"))
+	c.golden("mappings-set-multi", c.ok("mappings", "set", "acme",
+		"--asset", assetAcct+"acme-read-bucket-role", "--proxy", proxyAcct+"acme-read-bucket-role",
+		"--asset", assetAcct+"acme-list-bucket-role", "--proxy", proxyAcct+"acme-list-bucket-role",
+		"--trust-update=true", "--trust-update=false"))
+	c.golden("mappings-list-after-set", c.ok("mappings", "list"))
+	c.env[envToken] = "alice-token"
+	c.golden("preview", c.ok("preview", "--run", "run1"))
+	c.golden("auth-whoami.json", c.ok("auth", "whoami", "-o", "json"))
+	c.golden("auth-whoami.yaml", c.ok("auth", "whoami", "-o", "yaml"))
+}
+
+func TestExitCodesAndErrors(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	for _, tc := range []struct {
+		name  string
+		token string
+		args  []string
+		code  int
+		want  []string // in stderr
+	}{
+		{"not found", "admin-token", []string{"mappings", "get", "nope"}, exitNotFound, []string{"mapping_not_found", "HTTP 404", "request id "}},
+		{"forbidden", "alice-token", []string{"mappings", "list"}, exitForbidden, []string{"forbidden", "HTTP 403", "request id "}},
+		{"bad token", "wrong", []string{"auth", "whoami"}, exitForbidden, []string{"HTTP 401"}},
+		{"no token", "", []string{"auth", "whoami"}, exitForbidden, []string{"HTTP 401", "found no token"}},
+		{"bad proxy role", "admin-token", []string{"mappings", "set", "zz", "--asset", assetAcct + "nope", "--proxy", proxyAcct + "nope"}, exitConflict, []string{"proxy_role_unusable", "request id "}},
+		{"usage: unknown command", "admin-token", []string{"frobnicate"}, exitUsage, []string{`unknown command "frobnicate"`}},
+		{"usage: unknown subcommand", "admin-token", []string{"mappings", "frobnicate"}, exitUsage, []string{`unknown command "frobnicate"`}},
+		{"usage: unknown flag", "admin-token", []string{"mappings", "list", "--frob"}, exitUsage, []string{"unknown flag"}},
+		{"usage: missing argument", "admin-token", []string{"mappings", "get"}, exitUsage, []string{"wants ORG"}},
+		{"usage: unpaired", "admin-token", []string{"mappings", "set", "x", "--asset", assetAcct + "a"}, exitUsage, []string{"--asset and --proxy"}},
+		{"usage: invalid ARN", "admin-token", []string{"mappings", "set", "x", "--asset", "nope", "--proxy", proxyAcct + "a"}, exitUsage, []string{"iam_role_arn"}},
+		{"usage: bad run id", "alice-token", []string{"preview", "--run", "Run*1"}, exitUsage, []string{"--run"}},
+		{"usage: bad output", "admin-token", []string{"mappings", "list", "-o", "xml"}, exitUsage, []string{"output"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.t = t
+			c.env[envToken] = tc.token
+			r := c.run(tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d\nstderr: %s", r.code, tc.code, r.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr %q lacks %q", r.stderr, w)
+				}
+			}
+			if r.stdout != "" {
+				t.Errorf("a failure printed to stdout: %q", r.stdout)
+			}
+		})
+	}
+	t.Run("broker unreachable", func(t *testing.T) {
+		c.t = t
+		c.env[envToken] = "admin-token"
+		c.env[envBroker] = "http://127.0.0.1:1"
+		if r := c.run("mappings", "list"); r.code != exitUnavailable {
+			t.Errorf("exit %d, want %d: %s", r.code, exitUnavailable, r.stderr)
+		}
+	})
+}
+
+// TestExportImport walks a backup and restore: export in both formats,
+// break the mappings, look at the dry run (which writes nothing), apply,
+// and find the export unchanged.
+func TestExportImport(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	c.ok("mappings", "set", "multi-one", "--multi", "--asset", assetAcct+"acme-read-bucket-role", "--proxy", proxyAcct+"acme-read-bucket-role")
+	c.ok("mappings", "set", "two", "--asset", assetAcct+"acme-read-bucket-role", "--proxy", proxyAcct+"acme-read-bucket-role",
+		"--asset", assetAcct+"acme-list-bucket-role", "--proxy", proxyAcct+"acme-list-bucket-role", "--trust-update=false")
+	dir := t.TempDir()
+	v2 := c.ok("mappings", "export")
+	cm := c.ok("mappings", "export", "--format", "configmap")
+	c.golden("export-configmap", cm)
+	for name, text := range map[string]string{"v2.json": v2, "cm.yaml": cm} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stripRev := func(s string) string {
+		var f mappingsFileV2
+		if err := json.Unmarshal([]byte(s), &f); err != nil {
+			t.Fatalf("export is not /v2 JSON: %v\n%s", err, s)
+		}
+		f.Revision = ""
+		b, _ := json.Marshal(f)
+		return string(b)
+	}
+
+	for _, file := range []string{"v2.json", "cm.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			c.t = t
+			// Break: one org removed, one changed, one added.
+			c.ok("mappings", "delete", "multi-one")
+			c.ok("mappings", "set", "two", "--asset", assetAcct+"acme-update-bucket-role", "--proxy", proxyAcct+"acme-update-bucket-role")
+			c.ok("mappings", "set", "extra", "--asset", assetAcct+"acme-update-bucket-role", "--proxy", proxyAcct+"acme-update-bucket-role")
+			broken := c.ok("mappings", "export")
+
+			path := filepath.Join(dir, file)
+			dry := c.run("mappings", "import", path, "--prune")
+			if dry.code != 0 {
+				t.Fatalf("dry run: exit %d: %s", dry.code, dry.stderr)
+			}
+			c.golden("import-dry-run", strings.ReplaceAll(dry.stdout, path, "FILE"))
+			if !strings.Contains(dry.stderr, "--apply --if-revision") {
+				t.Errorf("the dry run does not say how to apply: %q", dry.stderr)
+			}
+			if got := c.ok("mappings", "export"); stripRev(got) != stripRev(broken) {
+				t.Fatalf("the dry run wrote:\n%s", got)
+			}
+			var plan importPlan
+			if err := json.Unmarshal([]byte(c.ok("mappings", "import", path, "--prune", "-o", "json")), &plan); err != nil {
+				t.Fatal(err)
+			}
+			c.ok("mappings", "import", path, "--prune", "--apply", "--if-revision", plan.Revision)
+			if got := c.ok("mappings", "export"); stripRev(got) != stripRev(v2) {
+				t.Errorf("restored:\n%s\nwant:\n%s", got, v2)
+			}
+			// Nothing left to do.
+			again := c.ok("mappings", "import", path, "--prune")
+			if !strings.Contains(again, "0 to add, 0 to change, 0 to delete, 5 unchanged") {
+				t.Errorf("import after restore: %s", again)
+			}
+		})
+	}
+}
+
+func TestImportIsAllOrNothing(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	before := c.ok("mappings", "list")
+	// Sorted by org, "aaa-new" is written first; "zzz-bad" names a proxy
+	// role IAM does not have, which the broker refuses (409).
+	file := filepath.Join(t.TempDir(), "m.json")
+	body := fmt.Sprintf(`{"aaa-new": {"iam_role_arn": %q, "proxy_iam_role_arn": %q},
+	  "irsa-iamrole-list-bucket": [{"iam_role_arn": %q, "proxy_iam_role_arn": %q, "update_iam_role_trust_policy": "false"}],
+	  "zzz-bad": {"iam_role_arn": %q, "proxy_iam_role_arn": %q}}`,
+		assetAcct+"acme-read-bucket-role", proxyAcct+"acme-read-bucket-role",
+		assetAcct+"acme-update-bucket-role", proxyAcct+"acme-update-bucket-role",
+		assetAcct+"nope", proxyAcct+"nope")
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.run("mappings", "import", file, "--apply")
+	if r.code != exitConflict || !strings.Contains(r.stderr, `org "zzz-bad"`) || !strings.Contains(r.stderr, "2 change(s) written before the failure were undone") {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	if after := c.ok("mappings", "list"); after != before {
+		t.Errorf("a failed import left changes:\n%s\nwant:\n%s", after, before)
+	}
+	// A stale revision is refused before anything is written.
+	r = c.run("mappings", "import", file, "--apply", "--if-revision", "no-such-revision")
+	if r.code != exitConflict || !strings.Contains(r.stderr, "changed since the dry run") {
+		t.Errorf("stale revision: exit %d: %s", r.code, r.stderr)
+	}
+	// An invalid file is refused before the broker is asked.
+	if err := os.WriteFile(file, []byte(`{"bad org!": {"iam_role_arn": "x"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.run("mappings", "import", file); r.code != exitError || !strings.Contains(r.stderr, "bad org!") {
+		t.Errorf("invalid file: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestServiceAccounts(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	c.golden("sa-create", c.ok("sa", "create", "alice"))
+	c.ok("sa", "delete", "alice")
+	if r := c.run("sa", "delete", "alice"); r.code != exitNotFound {
+		t.Errorf("deleting a missing service account: exit %d: %s", r.code, r.stderr)
+	}
+	c.env[envToken] = "bob-token"
+	if r := c.run("sa", "create", "bob"); r.code != exitForbidden {
+		t.Errorf("a non-admin created a service account: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestLegacyInvocations: the flags of the irsactl before the admin commands
+// (`map -broker -run-id`, `whoami -wait -profile`) still work, end to end
+// through the simulator, as the README's walkthrough and workload images use them.
+func TestLegacyInvocations(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	c.env[envBroker] = ""
+	c.env[envToken] = "alice-token"
+	config := c.ok("map", "-broker", c.st.BrokerURL, "-run-id", "run1")
+	if !strings.Contains(config, "[profile acme-list-bucket-role]") {
+		t.Fatalf("map printed %q", config)
+	}
+	resp, err := http.Get(c.st.BrokerURL + "/dev/workload-token?run_id=run1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("workload token: %v %s", err, resp.Status)
+	}
+	dir := t.TempDir()
+	tokFile, cfgFile := filepath.Join(dir, "token"), filepath.Join(dir, "config")
+	config = strings.ReplaceAll(config, "/var/run/secrets/eks.amazonaws.com/serviceaccount/token", tokFile)
+	if err := os.WriteFile(tokFile, tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.env["AWS_CONFIG_FILE"] = cfgFile
+	c.env["AWS_SHARED_CREDENTIALS_FILE"] = filepath.Join(dir, "none")
+	c.env["AWS_ENDPOINT_URL_STS"] = c.st.AWSURL
+	c.env["AWS_REGION"] = devstack.Region
+	for _, args := range [][]string{
+		{"whoami", "-wait", "1m", "-profile", "acme-list-bucket-role"},
+		{"aws", "whoami", "--wait=1m", "--profile", "acme-list-bucket-role"},
+	} {
+		out := c.ok(args...)
+		if !strings.Contains(out, "assumed-role/acme-list-bucket-role/") || !strings.Contains(out, "524112250363") {
+			t.Errorf("irsactl %v printed %q", args, out)
+		}
+	}
+	// `-wait` is rewritten only for the legacy commands.
+	if r := c.run("mappings", "list", "-wait"); r.code != exitUsage {
+		t.Errorf("mappings list -wait: exit %d", r.code)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	if out := c.ok("completion", "bash"); !strings.Contains(out, "__start_irsactl") {
+		t.Errorf("bash completion: %.200s", out)
+	}
+	// Org names complete from the broker.
+	out := c.ok("__complete", "mappings", "get", "")
+	for _, org := range []string{"irsa-iamrole-list-bucket", "irsa-iamrole-read-bucket", "irsa-iamrole-update-bucket"} {
+		if !strings.Contains(out, org+"\n") {
+			t.Errorf("completion of org lacks %s: %q", org, out)
+		}
+	}
+	if out := c.ok("__complete", "mappings", "list", "-o", ""); !strings.Contains(out, "yaml\n") {
+		t.Errorf("completion of -o: %q", out)
+	}
+}
+
+// TestEveryCommandHasHelpAndExample walks the command tree.
+func TestEveryCommandHasHelpAndExample(t *testing.T) {
+	root := newRoot(env{getenv: func(string) string { return "" }})
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.Name() == "help" || c.Name() == "completion" || c.Parent() != nil && c.Parent().Name() == "completion" {
+			return
+		}
+		n++
+		if c.Short == "" {
+			t.Errorf("%s has no short help", c.CommandPath())
+		}
+		if c.Runnable() && len(c.Commands()) == 0 && c.Example == "" {
+			t.Errorf("%s has no example", c.CommandPath())
+		}
+	}
+	walk(root)
+	if n < 15 {
+		t.Errorf("walked only %d commands", n)
+	}
+}
+
+func TestLegacyArgs(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"whoami -wait 3m", "whoami --wait 3m"},
+		{"whoami -profile=p -wait=1s", "whoami --profile=p --wait=1s"},
+		{"map -broker u -run-id r -token t", "map --broker u --run-id r --token t"},
+		{"map --run r -o json", "map --run r -o json"},
+		{"mappings list -wait", "mappings list -wait"},
+		{"whoami -- -wait", "whoami -- -wait"},
+	} {
+		if got := strings.Join(legacyArgs(strings.Fields(tc.in)), " "); got != tc.want {
+			t.Errorf("legacyArgs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
