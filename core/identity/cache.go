@@ -55,6 +55,23 @@ var NamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,30}[a-z0-9])?$`)
 // DefaultName names the one provider of New.
 const DefaultName = "default"
 
+// CheckNames checks the names of an ordered list of providers: each
+// matches NamePattern, none is used twice.
+func CheckNames(names []string) error {
+	seen := map[string]bool{}
+	for i, n := range names {
+		if !NamePattern.MatchString(n) || n == noProvider {
+			return fmt.Errorf("%w: identity provider %d: name %q: want lower-case letters, digits, - and _ (at most 32; not %q)",
+				sdk.ErrInvalidConfig, i+1, n, noProvider)
+		}
+		if seen[n] {
+			return fmt.Errorf("%w: identity provider name %q is used twice", sdk.ErrInvalidConfig, n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
 func (m Member) offered(header string) bool {
 	return len(m.Headers) == 0 || slices.ContainsFunc(m.Headers, func(h string) bool { return strings.EqualFold(h, header) })
 }
@@ -119,17 +136,15 @@ func NewChain(ms []Member, opts Options) (*Authenticator, error) {
 	if len(ms) == 0 {
 		return nil, fmt.Errorf("%w: no identity provider", sdk.ErrInvalidConfig)
 	}
-	seen := map[string]bool{}
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
+	}
+	if err := CheckNames(names); err != nil {
+		return nil, err
+	}
 	members := make([]Member, len(ms))
 	for i, m := range ms {
-		if !NamePattern.MatchString(m.Name) || m.Name == noProvider {
-			return nil, fmt.Errorf("%w: identity provider %d: name %q: want lower-case letters, digits, - and _ (at most 32; not %q)",
-				sdk.ErrInvalidConfig, i+1, m.Name, noProvider)
-		}
-		if seen[m.Name] {
-			return nil, fmt.Errorf("%w: identity provider name %q is used twice", sdk.ErrInvalidConfig, m.Name)
-		}
-		seen[m.Name] = true
 		if m.Provider == nil {
 			return nil, fmt.Errorf("%w: identity provider %s: no provider", sdk.ErrInvalidConfig, m.Name)
 		}

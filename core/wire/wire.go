@@ -26,7 +26,6 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/core/config"
 	"github.com/irsa-broker/irsa-broker/core/iam"
-	"github.com/irsa-broker/irsa-broker/core/identity"
 	"github.com/irsa-broker/irsa-broker/core/kube"
 	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/core/metrics"
@@ -43,7 +42,8 @@ type Edges struct {
 	// in-cluster configuration.
 	Kubernetes kubernetes.Interface
 	// Identity replaces the identity plugin named by --identity-plugin
-	// (the dev stack runs the static provider in-process).
+	// (the dev stack runs the static provider in-process); it is then the
+	// only provider, named after its Info.
 	Identity sdk.Provider
 	// IdentityConfig, when set, is handed to the identity plugin instead of
 	// the file --identity-config names.
@@ -169,24 +169,6 @@ type graph struct {
 	trust     broker.TrustWriter
 	pods      *kube.Resolver
 	audit     broker.Auditor
-}
-
-// identity opens the identity provider (a plugin process unless the edge
-// replaces it) behind the credential cache.
-func (b *Broker) identity(ctx context.Context, e Edges) (*identity.Authenticator, error) {
-	prov := e.Identity
-	if prov == nil {
-		p, err := identity.Open(ctx, identity.PluginOptions{
-			Name: b.cfg.IdentityPlugin, SHA256: b.cfg.IdentityPluginSHA256, ConfigPath: b.cfg.IdentityConfig, Config: e.IdentityConfig,
-			Logger: b.log, Metrics: b.Metrics, SocketDir: b.cfg.PluginDir, Env: b.cfg.PluginEnv, Builtins: e.Builtins,
-		})
-		if err != nil {
-			return nil, err
-		}
-		b.closers = append(b.closers, func() { p.Close() })
-		prov = p
-	}
-	return identity.New(prov, identity.Options{TTL: b.cfg.IdentityCacheTTL, Logger: b.log, Metrics: b.Metrics}), nil
 }
 
 // mappingStore opens the configured store; the ConfigMap store is watched
