@@ -7,11 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/irsa-broker/irsa-broker/core/model"
-	"github.com/irsa-broker/irsa-broker/policies"
 )
 
 // Queries the broker asks. Policy authors implement these rules.
@@ -37,7 +32,6 @@ var (
 	grantsRef   = ast.MustParseRef(GrantsQuery)
 	grantsBody  = ast.MustParseBody(GrantsQuery)
 	allowBody   = ast.MustParseBody(AllowQuery)
-	parserOpts  = ast.ParserOptions{RegoVersion: ast.RegoV1}
 	defaultPoll = 10 * time.Second
 )
 
@@ -225,48 +219,14 @@ func (e *Engine) refuse(rev string, err error) error {
 
 // sources returns the embedded defaults, overridden and extended by PolicyDir.
 func (e *Engine) sources() ([]source, error) {
-	byBase := map[string]source{}
-	defaults, err := fs.Glob(policies.FS, "*.rego")
+	mods, err := Sources(e.opts.PolicyDir, false)
 	if err != nil {
-		return nil, fmt.Errorf("list default policies: %w", err)
+		return nil, err
 	}
-	for _, name := range defaults {
-		if strings.HasSuffix(name, "_test.rego") {
-			continue
-		}
-		b, err := fs.ReadFile(policies.FS, name)
-		if err != nil {
-			return nil, fmt.Errorf("read default policy %s: %w", name, err)
-		}
-		byBase[name] = source{name: "default/" + name, base: name, text: string(b)}
+	out := make([]source, 0, len(mods))
+	for _, m := range mods {
+		out = append(out, source{name: m.Name, base: m.Base, text: m.Text})
 	}
-	if dir := e.opts.PolicyDir; dir != "" {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("read policy dir: %w", err)
-		}
-		for _, ent := range entries {
-			name := ent.Name()
-			if !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") || strings.HasPrefix(name, ".") {
-				continue
-			}
-			path := filepath.Join(dir, name)
-			// Stat follows symlinks (ConfigMap volumes are symlinks into ..data).
-			if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
-				continue
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("read policy: %w", err)
-			}
-			byBase[name] = source{name: path, base: name, text: string(b)}
-		}
-	}
-	out := make([]source, 0, len(byBase))
-	for _, s := range byBase {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
 }
 
@@ -280,19 +240,15 @@ func revisionOf(srcs []source) string {
 
 // compile parses and compiles srcs and prepares the queries.
 func compile(ctx context.Context, srcs []source, rev string) (*compiled, error) {
-	modules := make(map[string]*ast.Module, len(srcs))
+	mods := make([]Module, 0, len(srcs))
 	names := make([]string, 0, len(srcs))
 	for _, s := range srcs {
-		m, err := ast.ParseModuleWithOpts(s.name, s.text, parserOpts)
-		if err != nil {
-			return nil, fmt.Errorf("parse policy: %w", err)
-		}
-		modules[s.name] = m
+		mods = append(mods, Module{Name: s.name, Base: s.base, Text: s.text})
 		names = append(names, s.name)
 	}
-	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
-	if compiler.Compile(modules); compiler.Failed() {
-		return nil, fmt.Errorf("compile policy: %w", compiler.Errors)
+	compiler, err := CompileModules(mods)
+	if err != nil {
+		return nil, err
 	}
 	if len(compiler.GetRulesExact(grantsRef)) == 0 {
 		return nil, fmt.Errorf("compile policy: no rule defines %s (package irsa.grants, rule grants)", GrantsQuery)

@@ -235,7 +235,7 @@ allow if {
 func TestUndefinedAndMalformedResults(t *testing.T) {
 	t.Run("undefined grants is an explicit deny", func(t *testing.T) {
 		dir := t.TempDir()
-		writePolicy(t, dir, "grants.rego", "package irsa.grants\n\ngrants := {\"x\"} if input.never\n")
+		writePolicy(t, dir, "grants.rego", "package irsa.grants\n\ngrants := {\"x\"} if input.request.action == \"never\"\n")
 		e := newEngine(t, Options{PolicyDir: dir})
 		d, err := e.Grants(context.Background(), user("list"), testSnapshot())
 		if err != nil || d.Grants == nil || len(d.Grants) != 0 {
@@ -260,7 +260,7 @@ func TestUndefinedAndMalformedResults(t *testing.T) {
 	}
 	t.Run("undefined allow is false", func(t *testing.T) {
 		dir := t.TempDir()
-		writePolicy(t, dir, "authz.rego", "package irsa.authz\n\nallow if input.never\n")
+		writePolicy(t, dir, "authz.rego", "package irsa.authz\n\nallow if input.request.action == \"never\"\n")
 		e := newEngine(t, Options{PolicyDir: dir})
 		in := user()
 		in.Identity.Admin = true
