@@ -428,3 +428,108 @@ func TestLegacyArgs(t *testing.T) {
 		}
 	}
 }
+
+const examplePolicies = "../../examples/policies"
+
+// offline runs irsactl without a broker.
+func offline(t *testing.T) *cli {
+	return &cli{t: t, st: &devstack.Stack{BrokerURL: "http://127.0.0.1:1"}, home: t.TempDir(), env: map[string]string{"PATH": os.Getenv("PATH")}}
+}
+
+func TestPolicyCheckAndTest(t *testing.T) {
+	c := offline(t)
+	if out := c.ok("policy", "check", examplePolicies); !strings.HasPrefix(out, "ok: 2 module(s) served") {
+		t.Errorf("check: %q", out)
+	}
+	if out := c.ok("policy", "test", examplePolicies); !strings.Contains(out, " passed, 0 failed") {
+		t.Errorf("test: %q", out)
+	}
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("grants.rego", "package irsa.grants\n\ngrants contains pair if {\n\tsome org in input.identity.organisations\n\tsome pair in data.mappings[org]\n}\n")
+	r := c.run("policy", "check", dir)
+	if r.code != exitError || !strings.Contains(r.stderr, filepath.Join(dir, "grants.rego")+":4") || !strings.Contains(r.stderr, "organisations") {
+		t.Errorf("check of a typo: exit %d: %s", r.code, r.stderr)
+	}
+	// Fixed, with a test that fails.
+	write("grants.rego", "package irsa.grants\n\ngrants contains pair if {\n\tsome org in input.identity.organizations\n\tsome pair in data.mappings[org]\n}\n")
+	write("grants_test.rego", `package irsa.grants_test
+
+import data.irsa.grants
+
+test_member if {
+	count(grants.grants) == 1 with input as {"identity": {"organizations": ["a"]}}
+		with data.mappings as {"a": [{"org": "a", "iam_role_arn": "x", "proxy_iam_role_arn": "y", "update_iam_role_trust_policy": true}]}
+}
+
+test_wrong if {
+	count(grants.grants) == 2 with input as {"identity": {"organizations": ["a"]}}
+		with data.mappings as {"a": [{"org": "a", "iam_role_arn": "x", "proxy_iam_role_arn": "y", "update_iam_role_trust_policy": true}]}
+}
+`)
+	c.ok("policy", "check", dir)
+	r = c.run("policy", "test", dir, "-v")
+	if r.code != exitError || !strings.Contains(r.stdout, "PASS data.irsa.grants_test.test_member") ||
+		!strings.Contains(r.stdout, "FAIL data.irsa.grants_test.test_wrong") || !strings.Contains(r.stdout, "1 passed, 1 failed") {
+		t.Errorf("test with a failure: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if out := c.ok("policy", "test", dir, "--run", "member"); !strings.Contains(out, "1 passed, 0 failed") {
+		t.Errorf("--run: %q", out)
+	}
+}
+
+func TestPolicyEval(t *testing.T) {
+	c := offline(t)
+	file := filepath.Join(t.TempDir(), "m.json")
+	body := fmt.Sprintf(`{"data": [{"iam_role_arn": %q, "proxy_iam_role_arn": %q}, {"iam_role_arn": %q, "proxy_iam_role_arn": %q}]}`,
+		assetAcct+"acme-read-bucket-role", proxyAcct+"acme-read-bucket-role", assetAcct+"acme-update-bucket-role", proxyAcct+"acme-update-bucket-role")
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := c.ok("policy", "eval", examplePolicies, "--user", "alice", "--orgs", "data", "--run", "run1", "--type", "cluster-worker", "--mappings", file, "--explain")
+	head, trace, ok := strings.Cut(out, "\nexplain: ")
+	if !ok {
+		t.Fatalf("no explanation:\n%s", out)
+	}
+	c.golden("policy-eval", regexp.MustCompile(`revision [0-9a-f]{16}`).ReplaceAllString(strings.ReplaceAll(head, file, "FILE"), "revision REV"))
+	if !strings.Contains(trace, "examples/policies/grants.rego:") || strings.Contains(trace, "default/") {
+		t.Errorf("the trace is not trimmed to the author's modules:\n%s", trace)
+	}
+	// The workspace gets both roles; the editors' group may write mappings.
+	out = c.ok("policy", "eval", examplePolicies, "--user", "ed", "--groups", "irsa-mapping-editors", "--orgs", "data", "--run", "run1", "--mappings", file, "-o", "json")
+	var res evalResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Grants) != 2 || !res.Allow["mapping.write"] || res.Allow["mapping.delete"] {
+		t.Errorf("eval: %+v", res)
+	}
+}
+
+// TestPolicyEvalAgreesWithTheBroker: eval of the policy a broker serves
+// gives the grants that broker's preview gives.
+func TestPolicyEvalAgreesWithTheBroker(t *testing.T) {
+	c := newCLI(t, devstack.Options{PolicyDir: examplePolicies})
+	c.ok("mappings", "set", "irsa-iamrole-read-bucket", "--asset", assetAcct+"acme-read-bucket-role", "--proxy", proxyAcct+"acme-read-bucket-role",
+		"--asset", assetAcct+"acme-update-bucket-role", "--proxy", proxyAcct+"acme-update-bucket-role")
+	var eval evalResult
+	if err := json.Unmarshal([]byte(c.ok("policy", "eval", examplePolicies, "--from-broker", "--user", "alice", "--id", "6441e3e0f5e0c93c5b6e4f01",
+		"--orgs", "irsa-iamrole-list-bucket,irsa-iamrole-read-bucket", "--run", "run1", "--type", "cluster-worker", "-o", "json")), &eval); err != nil {
+		t.Fatal(err)
+	}
+	c.env[envToken] = "alice-token"
+	var prev mapResult
+	if err := json.Unmarshal([]byte(c.ok("preview", "--run", "run1", "--type", "cluster-worker", "-o", "json")), &prev); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(eval.Grants)
+	want, _ := json.Marshal(prev.Grants)
+	if string(got) != string(want) || len(prev.Grants) == 0 {
+		t.Errorf("eval says %s, the broker %s", got, want)
+	}
+}

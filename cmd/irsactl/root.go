@@ -45,7 +45,7 @@ func newRoot(e env) *cobra.Command {
 		&cobra.Group{ID: "admin", Title: "Administration:"},
 		&cobra.Group{ID: "runs", Title: "Identities and runs:"},
 	)
-	for _, c := range []*cobra.Command{newMappingsCmd(s), newSACmd(s), newConfigCmd(s)} {
+	for _, c := range []*cobra.Command{newMappingsCmd(s), newSACmd(s), newPolicyCmd(s), newConfigCmd(s)} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
