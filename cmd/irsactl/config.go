@@ -93,14 +93,15 @@ func (s *settings) path() (string, string) {
 	return filepath.Join(dir, "irsactl", "config.yaml"), "default"
 }
 
-// readFile reads the config file; a missing default file is an empty config.
-func (s *settings) readFile() (fileConfig, string, error) {
+// readFile reads the config file. A missing file is an empty config when it
+// is the default one, or when missingOK (config set creates it).
+func (s *settings) readFile(missingOK bool) (fileConfig, string, error) {
 	p, src := s.path()
 	if p == "" {
 		return fileConfig{}, "", nil
 	}
 	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) && src == "default" {
+	if errors.Is(err, fs.ErrNotExist) && (src == "default" || missingOK) {
 		return fileConfig{}, p, nil
 	}
 	if err != nil {
@@ -117,7 +118,7 @@ func (s *settings) readFile() (fileConfig, string, error) {
 // environment, then the config file, then defaults. The token's value is
 // never part of it.
 func (s *settings) resolve() ([]setting, fileConfig, error) {
-	fc, p, err := s.readFile()
+	fc, p, err := s.readFile(false)
 	if err != nil {
 		return nil, fc, err
 	}
@@ -308,7 +309,7 @@ removes the key. Tokens are not stored: use token_file or the environment.`,
 			return nil, cobra.ShellCompDirectiveDefault
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fc, p, err := s.readFile()
+			fc, p, err := s.readFile(true)
 			if err != nil {
 				return err
 			}

@@ -145,6 +145,17 @@ func TestTables(t *testing.T) {
 	c.env[envBroker], c.env[envConfig] = "https://irsa-svc.domino-field", "testdata/irsactl-config.yaml"
 	c.golden("config", c.ok("config"))
 	c.env[envBroker], c.env[envConfig] = c.st.BrokerURL, ""
+	// config set creates the file it is pointed at; the setting is then in effect.
+	c.env[envConfig], c.env[envBroker] = filepath.Join(c.home, "new", "irsactl.yaml"), ""
+	c.ok("config", "set", "broker", c.st.BrokerURL)
+	c.ok("config", "set", "output", "json")
+	if out := c.ok("config", "-o", "table"); !regexp.MustCompile(`broker +` + regexp.QuoteMeta(c.st.BrokerURL) + ` +config ` + regexp.QuoteMeta(c.env[envConfig])).MatchString(out) {
+		t.Errorf("config after set:\n%s", out)
+	}
+	if r := c.run("config", "set", "output", "xml"); r.code != exitUsage {
+		t.Errorf("config set output xml: exit %d", r.code)
+	}
+	c.env[envConfig], c.env[envBroker] = "", c.st.BrokerURL
 	c.golden("auth-whoami", c.ok("auth", "whoami"))
 	c.golden("mappings-list", c.ok("mappings", "list"))
 	c.golden("mappings-get", c.ok("mappings", "get", "irsa-iamrole-read-bucket"))
