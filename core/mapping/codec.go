@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/irsa-broker/irsa-broker/core/model"
@@ -14,6 +15,19 @@ import (
 // for an org written through update_multirole_mapping. The flag
 // update_iam_role_trust_policy has been seen as a JSON bool and as the strings
 // "true"/"false"; when it is missing it means true.
+//
+// A pair whose proxy side is a pool of roles carries one more field,
+// "proxy_pool" (docs/design/pools.md):
+//
+//	{"iam_role_arn": "...:role/asset", "proxy_iam_role_arn": "...:role/proxy-1",
+//	 "update_iam_role_trust_policy": true,
+//	 "proxy_pool": {"name": "acme", "members": ["...:role/proxy-1", "...:role/proxy-2"],
+//	                "elastic": {"template_role_arn": "...", "path": "/irsa-pools/acme/",
+//	                            "permissions_boundary_arn": "...:policy/irsa-pool-boundary",
+//	                            "max_members": 50, "empty_grace_seconds": 3600}}}
+//
+// proxy_iam_role_arn is always the first member, so a reader that knows no
+// pools sees a valid single pair. Values of single proxy roles are unchanged.
 
 // ParseValue decodes a stored legacy value (object or list of objects) for org
 // and validates the result. A list yields Multi=true, even with one element.
@@ -87,10 +101,52 @@ func writePair(b *strings.Builder, p model.RolePair) {
 	b.Write(jsonString(p.ProxyIAMRoleARN))
 	b.WriteString(`, "update_iam_role_trust_policy": `)
 	if p.UpdateTrustPolicy {
-		b.WriteString("true}")
+		b.WriteString("true")
 	} else {
-		b.WriteString("false}")
+		b.WriteString("false")
 	}
+	if p.ProxyPool != nil {
+		b.WriteString(`, "proxy_pool": `)
+		writePool(b, p.ProxyPool)
+	}
+	b.WriteByte('}')
+}
+
+// writePool writes a proxy pool in the same style. A single proxy role has
+// none, so its value is byte for byte what the existing service wrote; the
+// pool's first member is also proxy_iam_role_arn, so an old reader of a
+// pool's value sees a valid pair (with one proxy role, the first member).
+func writePool(b *strings.Builder, pp *model.ProxyPool) {
+	b.WriteByte('{')
+	if pp.Name != "" {
+		b.WriteString(`"name": `)
+		b.Write(jsonString(pp.Name))
+		b.WriteString(", ")
+	}
+	b.WriteString(`"members": [`)
+	for i, m := range pp.Members {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.Write(jsonString(m))
+	}
+	b.WriteByte(']')
+	if e := pp.Elastic; e != nil {
+		b.WriteString(`, "elastic": {"template_role_arn": `)
+		b.Write(jsonString(e.TemplateRoleARN))
+		b.WriteString(`, "path": `)
+		b.Write(jsonString(e.Path))
+		b.WriteString(`, "permissions_boundary_arn": `)
+		b.Write(jsonString(e.PermissionsBoundaryARN))
+		if e.MaxMembers != 0 {
+			b.WriteString(`, "max_members": ` + strconv.Itoa(e.MaxMembers))
+		}
+		if e.EmptyGraceSeconds != 0 {
+			b.WriteString(`, "empty_grace_seconds": ` + strconv.Itoa(e.EmptyGraceSeconds))
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte('}')
 }
 
 func jsonString(s string) []byte {

@@ -11,6 +11,9 @@ import (
 // strings holding valid role ARNs; update_iam_role_trust_policy may be a JSON
 // bool or the string "true"/"false" in any case, and is true when missing or
 // null. Unknown fields are ignored. Errors are *ValidationError.
+//
+// proxy_pool, optional, makes the proxy side a pool (DecodePool); its first
+// member is the pair's proxy_iam_role_arn, which may then be left out.
 func DecodePair(raw json.RawMessage) (RolePair, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
@@ -20,6 +23,14 @@ func DecodePair(raw json.RawMessage) (RolePair, error) {
 	var err error
 	if p.IAMRoleARN, err = stringField(fields, "iam_role_arn"); err != nil {
 		return RolePair{}, err
+	}
+	if pool, ok := fields["proxy_pool"]; ok && string(bytes.TrimSpace(pool)) != "null" {
+		if p.ProxyPool, err = DecodePool(pool); err != nil {
+			return RolePair{}, err
+		}
+		if _, ok := fields["proxy_iam_role_arn"]; !ok && len(p.ProxyPool.Members) > 0 {
+			fields["proxy_iam_role_arn"], _ = json.Marshal(p.ProxyPool.Members[0])
+		}
 	}
 	if p.ProxyIAMRoleARN, err = stringField(fields, "proxy_iam_role_arn"); err != nil {
 		return RolePair{}, err
@@ -66,4 +77,25 @@ func ParseFlag(raw json.RawMessage) (bool, error) {
 		}
 	}
 	return false, &ValidationError{Field: "update_iam_role_trust_policy", Message: `must be true, false, "true" or "false"`}
+}
+
+// DecodePool decodes a proxy_pool object: {"name", "members": [ARN, ...],
+// "elastic": {"template_role_arn", "path", "permissions_boundary_arn",
+// "max_members", "empty_grace_seconds"}}. Unlike a pair's, its unknown
+// fields are refused: the object is new, and a misspelt field would silently
+// change how subjects are placed. It is validated with its pair.
+func DecodePool(raw json.RawMessage) (*ProxyPool, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var pp ProxyPool
+	if err := dec.Decode(&pp); err != nil {
+		return nil, &ValidationError{Field: "proxy_pool", Message: "want {\"name\", \"members\": [role ARN, ...], \"elastic\": {...}}: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &ValidationError{Field: "proxy_pool", Message: "trailing data after the object"}
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		return nil, &ValidationError{Field: "proxy_pool", Message: "must be an object"}
+	}
+	return &pp, nil
 }

@@ -13,6 +13,10 @@ type RolePair struct {
 	IAMRoleARN        string `json:"iam_role_arn"`
 	ProxyIAMRoleARN   string `json:"proxy_iam_role_arn"`
 	UpdateTrustPolicy bool   `json:"update_iam_role_trust_policy"`
+	// ProxyPool, when set, makes the proxy side a pool of roles whose first
+	// member is ProxyIAMRoleARN (docs/design/pools.md). Nil for the legacy
+	// single proxy role, whose JSON has no proxy_pool field.
+	ProxyPool *ProxyPool `json:"proxy_pool,omitempty"`
 }
 
 // Mapping is everything one Domino organization maps to.
@@ -94,12 +98,18 @@ func (p RolePair) Validate() error {
 			return &ValidationError{Field: f.name, Message: err.Error()}
 		}
 	}
+	if p.ProxyPool != nil {
+		return p.ProxyPool.validate(p.ProxyIAMRoleARN)
+	}
 	return nil
 }
 
 // Clone returns a deep copy of m (the Pairs slice is not shared).
 func (m Mapping) Clone() Mapping {
 	m.Pairs = append([]RolePair(nil), m.Pairs...)
+	for i := range m.Pairs {
+		m.Pairs[i].ProxyPool = m.Pairs[i].ProxyPool.Clone()
+	}
 	return m
 }
 
@@ -114,12 +124,13 @@ func (s Snapshot) ProxyRolesToUpdate() []string {
 }
 
 // ProxyRolesToUpdate lists, sorted and without duplicates, the proxy roles of
-// pairs whose trust policy the broker edits (UpdateTrustPolicy set).
+// pairs whose trust policy the broker edits (UpdateTrustPolicy set): every
+// static member of a pool. (Members an elastic pool created are in IAM only.)
 func ProxyRolesToUpdate(pairs []RolePair) []string {
 	var out []string
 	for _, p := range pairs {
 		if p.UpdateTrustPolicy && p.ProxyIAMRoleARN != "" {
-			out = append(out, p.ProxyIAMRoleARN)
+			out = append(out, p.ProxyMembers()...)
 		}
 	}
 	slices.Sort(out)
