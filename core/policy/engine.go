@@ -48,6 +48,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// DecisionLog receives one line per decision (default Logger.Named("decision")).
 	DecisionLog hclog.Logger
+	// Decisions receive every decision in OPA's decision-log shape (a JSON
+	// lines writer, the ring of GET /v2/decisions); none by default.
+	Decisions []DecisionSink
+	// Labels are the decision events' labels (OPA: id and version).
+	Labels map[string]string
 	// PollInterval is how often Watch re-reads PolicyDir in addition to
 	// fsnotify events, for file systems that do not deliver them (default 10s).
 	PollInterval time.Duration
@@ -336,6 +341,7 @@ func (e *Engine) Grants(ctx context.Context, in Input, snap model.Snapshot) (Dec
 	grants, err := e.evalGrants(ctx, c, in, snap)
 	elapsed := time.Since(start)
 	e.metrics.eval.WithLabelValues("grants").Observe(elapsed.Seconds())
+	e.record(d.ID, GrantsPath, in, c.revision, snap.Revision, start, elapsed, grants, err)
 	if err != nil {
 		e.dlog.Error("decision failed", e.decisionFields(d.ID, "grants", in, c.revision, elapsed, "mapping_revision", snap.Revision, "error", err)...)
 		return Decision{}, fmt.Errorf("policy decision %s: %w", d.ID, err)
@@ -369,6 +375,7 @@ func (e *Engine) Allow(ctx context.Context, in Input) (bool, error) {
 	allowed, err := e.evalAllow(ctx, c, in)
 	elapsed := time.Since(start)
 	e.metrics.eval.WithLabelValues("allow").Observe(elapsed.Seconds())
+	e.record(id, AllowPath, in, c.revision, "", start, elapsed, allowed, err)
 	if err != nil {
 		e.dlog.Error("decision failed", e.decisionFields(id, "allow", in, c.revision, elapsed, "error", err)...)
 		return false, fmt.Errorf("policy decision %s: %w", id, err)
@@ -395,6 +402,37 @@ func (e *Engine) evalAllow(ctx context.Context, c *compiled, in Input) (bool, er
 		return false, fmt.Errorf("%s: malformed result: want a boolean, got %s", AllowQuery, typeName(rs[0].Expressions[0].Value))
 	}
 	return bool(b), nil
+}
+
+// record hands the decision to the decision sinks, in OPA's shape, with
+// the input scrubbed of anything that may be a credential.
+func (e *Engine) record(id, path string, in Input, rev, mappingRev string, ts time.Time, elapsed time.Duration, result any, err error) {
+	if len(e.opts.Decisions) == 0 {
+		return
+	}
+	scrubbed, erased := Scrub(in)
+	ev := &DecisionEvent{
+		Labels:     e.opts.Labels,
+		DecisionID: id,
+		Revision:   rev,
+		Bundles:    map[string]BundleInfo{"policy": {Revision: rev}},
+		Path:       path,
+		Input:      &scrubbed,
+		Erased:     erased,
+		Timestamp:  ts.UTC(),
+		Metrics:    map[string]any{"timer_rego_query_eval_ns": elapsed.Nanoseconds()},
+	}
+	if path == GrantsPath {
+		ev.Bundles["mappings"] = BundleInfo{Revision: mappingRev}
+	}
+	if err != nil {
+		ev.Error = &DecisionError{Code: "eval_error", Message: err.Error()}
+	} else {
+		ev.Result = result
+	}
+	for _, s := range e.opts.Decisions {
+		s.LogDecision(ev)
+	}
 }
 
 // decisionFields are the structured fields of a decision-log line. They never
