@@ -447,3 +447,25 @@ func PolicySize(doc string) (int, error) {
 	}
 	return utf8.RuneCount(b.Bytes()), nil
 }
+
+// ManagedOnly renders a policy document holding only the managed statements
+// of d, each with its sub conditions emptied to the placeholder "": the
+// trust policy a new member of a pool starts with.
+func (d *Document) ManagedOnly() string {
+	c := d.Clone()
+	_, _ = c.Remove(c.Subjects()...) // cannot fail: the caller checked for managed statements
+	var b bytes.Buffer
+	b.WriteString(`{"Version":"2012-10-17","Statement":[`)
+	for i, m := range c.managed {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		s := c.stmts[m.idx]
+		if m.anyDirty() {
+			s = c.render(s, m)
+		}
+		s.appendTo(&b)
+	}
+	b.WriteString("]}")
+	return b.String()
+}

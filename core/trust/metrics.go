@@ -128,3 +128,49 @@ func errorReason(err error) string {
 	}
 	return "other"
 }
+
+type poolMetrics struct {
+	members    *prometheus.GaugeVec   // pool
+	free       *prometheus.GaugeVec   // pool
+	fill       *prometheus.GaugeVec   // pool
+	placements *prometheus.CounterVec // pool, result
+	created    *prometheus.CounterVec // pool
+	deleted    *prometheus.CounterVec // pool
+}
+
+func newPoolMetrics(reg prometheus.Registerer, log hclog.Logger) *poolMetrics {
+	m := &poolMetrics{
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irsa_proxy_pool_members",
+			Help: "Members of a proxy-role pool (static and created), per pool.",
+		}, []string{"pool"}),
+		free: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irsa_proxy_pool_free_slots",
+			Help: "Subjects a proxy-role pool's members can still take before the size quota (estimated from their last rounds), per pool.",
+		}, []string{"pool"}),
+		fill: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "irsa_proxy_pool_fill_ratio",
+			Help: "A proxy-role pool's summed trust-policy size over its capacity (its members' quotas, and for an elastic pool those it may still create).",
+		}, []string{"pool"}),
+		placements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irsa_proxy_pool_placements_total",
+			Help: "Subjects placed on a proxy-role pool by result: existing (already held by a member), placed, full, roles_quota, error.",
+		}, []string{"pool", "result"}),
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irsa_proxy_pool_members_created_total",
+			Help: "Members an elastic proxy-role pool created.",
+		}, []string{"pool"}),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irsa_proxy_pool_members_deleted_total",
+			Help: "Members an elastic proxy-role pool deleted after they stayed empty.",
+		}, []string{"pool"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.members, m.free, m.fill, m.placements, m.created, m.deleted} {
+			if err := reg.Register(c); err != nil {
+				log.Warn("proxy pool metric not registered", "error", err)
+			}
+		}
+	}
+	return m
+}

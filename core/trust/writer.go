@@ -59,7 +59,10 @@ type WriterOptions struct {
 	// round. See "Answering from the last round" in docs/design/trust-writer.md.
 	CacheTTL time.Duration
 	// Now, optional, is the clock CacheTTL is measured with (tests).
-	Now    func() time.Time
+	Now func() time.Time
+	// Alert, optional, is told when a role's trust policy passes AlertRatio
+	// of the size quota.
+	Alert  FillAlert
 	Logger hclog.Logger
 	// Registerer, optional, receives the writer's metrics.
 	Registerer prometheus.Registerer
@@ -172,6 +175,8 @@ type Writer struct {
 	opts WriterOptions
 	log  hclog.Logger
 	m    *writerMetrics
+	// alarm reports roles passing AlertRatio of the size quota.
+	alarm *alarm
 
 	mu     sync.Mutex
 	queues map[string]*roleQueue // role ARN → queue; present while a runner is active
@@ -183,8 +188,9 @@ type Writer struct {
 
 // knownDoc is a role's trust policy as a round of this writer left it.
 type knownDoc struct {
-	doc *Document // never mutated once stored (its text is memoized)
-	at  time.Time // when that round's GetRole started
+	doc   *Document // never mutated once stored (its text is memoized)
+	at    time.Time // when that round's GetRole started
+	quota int       // the size quota that round read
 }
 
 type roleQueue struct {
@@ -203,6 +209,15 @@ type request struct {
 	// added is set by the runner before done is sent: the round wrote at
 	// least one of add that the policy did not grant before.
 	added bool
+	// probe, when set, asks whether the round's document grants this
+	// subject (held); a batch of probes only takes no lock and writes nothing.
+	probe string
+	held  bool
+	// deleteIfEmpty, when set, is called under the round's lock when the
+	// document the round leaves grants no subject at all (deleted tells);
+	// the role is forgotten afterwards.
+	deleteIfEmpty func(ctx context.Context) error
+	deleted       bool
 }
 
 // NewWriter returns a Writer over api.
@@ -222,6 +237,7 @@ func NewWriter(api IAM, opts WriterOptions) *Writer {
 		opts:   opts,
 		log:    opts.Logger.Named("trust"),
 		m:      newWriterMetrics(opts.Registerer, opts.Logger),
+		alarm:  newAlarm("role", opts.Alert),
 		queues: map[string]*roleQueue{},
 		known:  map[string]knownDoc{},
 	}
@@ -437,7 +453,7 @@ func (w *Writer) round(arn model.RoleARN, batch []*request) {
 	if err != nil {
 		// Whatever failed (lock, IAM, the document itself), what this writer
 		// knew of the role is no longer to be relied on.
-		w.remember(arn.String(), nil, time.Time{})
+		w.remember(arn.String(), nil, time.Time{}, 0)
 		w.m.countError(err)
 		w.log.Warn("trust policy round failed", "role", arn.String(), "requests", len(batch), "error", err)
 	}
@@ -457,7 +473,11 @@ func (w *Writer) round(arn model.RoleARN, batch []*request) {
 // otherwise results holds each request's own outcome.
 func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request, results []error) (string, error) {
 	role := arn.String()
-	if w.opts.Locker != nil {
+	writes := false
+	for _, r := range batch {
+		writes = writes || len(r.add) > 0 || len(r.remove) > 0 || r.deleteIfEmpty != nil
+	}
+	if w.opts.Locker != nil && writes {
 		unlock, err := w.opts.Locker.Lock(ctx, role)
 		if err != nil {
 			return "failed", &lockError{fmt.Errorf("trust: locking role %s: %w", role, err)}
@@ -505,15 +525,16 @@ func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request
 
 	out := doc.String()
 	if out == orig.String() {
-		w.remember(role, orig, readAt)
-		w.m.observeSize(role, orig, quota)
+		w.remember(role, orig, readAt, quota)
+		w.observeSize(role, orig, quota)
 		w.log.Debug("trust policy unchanged", "role", role, "requests", len(batch))
+		w.afterRound(ctx, role, orig, batch, results)
 		return "unchanged", nil
 	}
 	if err := w.api.UpdateTrustPolicy(ctx, arn.Name, out); err != nil {
 		return "failed", fmt.Errorf("trust: updating the trust policy of role %s: %w", role, err)
 	}
-	w.remember(role, doc, readAt)
+	w.remember(role, doc, readAt, quota)
 	for i, r := range batch {
 		if results[i] != nil {
 			continue
@@ -525,10 +546,40 @@ func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request
 			}
 		}
 	}
-	w.m.observeSize(role, doc, quota)
+	w.observeSize(role, doc, quota)
 	w.log.Debug("trust policy written", "role", role, "requests", len(batch),
 		"pruned", pruned, "size", size, "quota", quota)
+	w.afterRound(ctx, role, doc, batch, results)
 	return "written", nil
+}
+
+// afterRound answers the batch's probes from doc, the document the round
+// left in IAM, and deletes the role for a deleteIfEmpty request when doc
+// grants no subject (still under the round's lock).
+func (w *Writer) afterRound(ctx context.Context, role string, doc *Document, batch []*request, results []error) {
+	empty := len(doc.Subjects()) == 0
+	for i, r := range batch {
+		if r.probe != "" {
+			r.held = doc.Has(r.probe)
+		}
+		if r.deleteIfEmpty == nil || !empty || results[i] != nil {
+			continue
+		}
+		if err := r.deleteIfEmpty(ctx); err != nil {
+			results[i] = err
+			continue
+		}
+		r.deleted = true
+		w.remember(role, nil, time.Time{}, 0)
+		empty = false // once
+	}
+}
+
+func (w *Writer) observeSize(role string, doc *Document, quota int) {
+	w.m.observeSize(role, doc, quota)
+	if quota > 0 {
+		w.alarm.observe(role, float64(doc.Size())/float64(quota))
+	}
 }
 
 // parse parses the role's current trust policy, reusing the document of the
@@ -547,7 +598,7 @@ func (w *Writer) parse(role, raw string) (*Document, error) {
 
 // remember keeps doc (nil forgets) as the role's last known document, as
 // IAM held it at `at`.
-func (w *Writer) remember(role string, doc *Document, at time.Time) {
+func (w *Writer) remember(role string, doc *Document, at time.Time, quota int) {
 	if doc != nil {
 		doc = doc.Clone()
 		_ = doc.String() // memoized now: readers never write to it
@@ -558,7 +609,7 @@ func (w *Writer) remember(role string, doc *Document, at time.Time) {
 		delete(w.known, role)
 		return
 	}
-	w.known[role] = knownDoc{doc: doc, at: at}
+	w.known[role] = knownDoc{doc: doc, at: at, quota: quota}
 }
 
 // grantedRecently reports whether Ensure may answer without a round: the

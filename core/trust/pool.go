@@ -1,0 +1,662 @@
+package trust
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/irsa-broker/irsa-broker/core/iam"
+	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+)
+
+// PoolIAM is what elastic pools need of IAM beyond the writer's calls;
+// *iam.Client implements it.
+type PoolIAM interface {
+	ListRoles(ctx context.Context, pathPrefix string) ([]iam.Role, error)
+	CreateRole(ctx context.Context, r iam.NewRole) (iam.Role, error)
+	CopyRolePolicies(ctx context.Context, from, to string) error
+	DeleteRole(ctx context.Context, name string) error
+	RolesUsage(ctx context.Context) (used, quota int, err error)
+}
+
+var _ PoolIAM = (*iam.Client)(nil)
+
+// Ensurer adds subjects to one role: the Writer, or a decorator of it that
+// audits each change.
+type Ensurer interface {
+	EnsureAdded(ctx context.Context, roleARN string, subjects ...string) (bool, error)
+}
+
+// Tags set on every member an elastic pool creates.
+const (
+	TagPool      = "irsa-broker.io/pool"
+	TagManagedBy = "irsa-broker.io/managed-by"
+	TagTemplate  = "irsa-broker.io/template"
+)
+
+// PoolOptions configures NewPools.
+type PoolOptions struct {
+	Writer *Writer
+	// Ensure adds subjects (default: Writer).
+	Ensure Ensurer
+	// IAM, optional, lets elastic pools grow and shrink; without it an
+	// elastic pool is static.
+	IAM PoolIAM
+	// Locker serializes the growth of one pool across replicas (the lock is
+	// keyed "pool/<name>"); nil: within this process only.
+	Locker Locker
+	// Fresh is how old a role's last-round document may be for placement to
+	// trust it (membership, room). Default: the writer's CacheTTL, or 10 s
+	// when that is off.
+	Fresh time.Duration
+	// ListTTL is how long the members listed under an elastic pool's path
+	// are reused (default 10 s; growth and deletion refresh it).
+	ListTTL time.Duration
+	// ManagedBy is the value of the irsa-broker.io/managed-by tag (default
+	// "irsa-broker").
+	ManagedBy string
+	// Alert, optional, is told when a pool's fill passes AlertRatio.
+	Alert FillAlert
+	Now   func() time.Time
+	// Registerer, optional, receives the pool metrics.
+	Registerer prometheus.Registerer
+	Logger     hclog.Logger
+}
+
+// Pools places subjects on the members of proxy-role pools
+// (docs/design/pools.md): a subject a member already holds stays there; a
+// new one goes to the first member with room; an elastic pool whose members
+// are all full grows. What is placed where is recorded only in the members'
+// trust policies.
+type Pools struct {
+	o     PoolOptions
+	w     *Writer
+	log   hclog.Logger
+	m     *poolMetrics
+	alarm *alarm
+	grow  singleflight.Group
+	list  singleflight.Group
+
+	mu         sync.Mutex
+	lists      map[string]listing       // pool key → elastic members
+	waiting    map[string]int           // pool key → placements waiting for growth
+	emptySince map[string]time.Time     // elastic member → first seen empty
+	templates  map[string]templateCache // template role → managed-only policy
+}
+
+type listing struct {
+	members []string // elastic members, by number
+	at      time.Time
+}
+
+type templateCache struct {
+	doc string
+	at  time.Time
+}
+
+// Placement is where a subject was placed.
+type Placement struct {
+	Role  string // the member that holds the subject
+	Added bool   // this call wrote it there
+}
+
+// PoolFullError: every member of a pool is full and the pool cannot grow.
+type PoolFullError struct {
+	Pool    string
+	Members int
+	Elastic bool
+	Max     int // created members allowed (elastic)
+}
+
+func (e *PoolFullError) Error() string {
+	if e.Elastic {
+		return fmt.Sprintf("proxy pool %s is full: all %d members are at the trust-policy size quota and it already has the %d created members it may have (raise elastic.max_members)", e.Pool, e.Members, e.Max)
+	}
+	return fmt.Sprintf("proxy pool %s is full: all %d members are at the trust-policy size quota (add members, or make the pool elastic)", e.Pool, e.Members)
+}
+
+// Classify implements model.Classified.
+func (e *PoolFullError) Classify() (model.Kind, string, string) {
+	return model.KindConflict, "proxy_pool_full", e.Error()
+}
+
+// RolesQuotaError: an elastic pool needs a new member but the account is at
+// its roles quota.
+type RolesQuotaError struct {
+	Pool        string
+	Used, Quota int // 0 when unknown (IAM answered LimitExceeded)
+	Err         error
+}
+
+func (e *RolesQuotaError) Error() string {
+	if e.Quota > 0 {
+		return fmt.Sprintf("proxy pool %s cannot grow: the account holds %d roles and its roles quota is %d", e.Pool, e.Used, e.Quota)
+	}
+	return fmt.Sprintf("proxy pool %s cannot grow: the account is at its roles quota", e.Pool)
+}
+
+func (e *RolesQuotaError) Unwrap() error { return e.Err }
+
+// Classify implements model.Classified.
+func (e *RolesQuotaError) Classify() (model.Kind, string, string) {
+	return model.KindConflict, "proxy_pool_roles_quota", e.Error()
+}
+
+// NewPools returns the placement of subjects on pools of w's roles.
+func NewPools(o PoolOptions) *Pools {
+	if o.Ensure == nil {
+		o.Ensure = o.Writer
+	}
+	if o.Fresh <= 0 {
+		o.Fresh = o.Writer.opts.CacheTTL
+		if o.Fresh <= 0 {
+			o.Fresh = 10 * time.Second
+		}
+	}
+	if o.ListTTL <= 0 {
+		o.ListTTL = 10 * time.Second
+	}
+	if o.ManagedBy == "" {
+		o.ManagedBy = "irsa-broker"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	log := o.Logger.Named("pools")
+	return &Pools{
+		o: o, w: o.Writer, log: log, m: newPoolMetrics(o.Registerer, log), alarm: newAlarm("pool", o.Alert),
+		lists: map[string]listing{}, waiting: map[string]int{},
+		emptySince: map[string]time.Time{}, templates: map[string]templateCache{},
+	}
+}
+
+// Place makes subject trusted by one member of pair's proxy pool and says
+// which. A pair without a pool is a pool of one: the subject goes to its
+// proxy role, exactly as before pools.
+func (p *Pools) Place(ctx context.Context, pair model.RolePair, subject string) (Placement, error) {
+	if !pair.IsPool() {
+		added, err := p.o.Ensure.EnsureAdded(ctx, pair.ProxyIAMRoleARN, subject)
+		if err != nil {
+			return Placement{}, err
+		}
+		return Placement{Role: pair.ProxyIAMRoleARN, Added: added}, nil
+	}
+	name := pair.PoolName()
+	pl, result, err := p.place(ctx, pair, subject)
+	p.m.placements.WithLabelValues(name, result).Inc()
+	p.observe(pair, len(subject))
+	return pl, err
+}
+
+func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) (Placement, string, error) {
+	members, err := p.Members(ctx, pair)
+	if err != nil {
+		return Placement{}, "error", err
+	}
+	// 1. A member that holds the subject keeps it (one pass over all members).
+	held, errs := p.w.Lookup(ctx, members, subject, p.o.Fresh)
+	for i, h := range held {
+		if errs[i] != nil && !iam.IsKind(errs[i], iam.KindNoSuchEntity) {
+			p.log.Warn("cannot tell whether a pool member holds the subject; placing anyway", "pool", pair.PoolName(), "role", members[i], "error", errs[i])
+		}
+		if !h {
+			continue
+		}
+		added, err := p.o.Ensure.EnsureAdded(ctx, members[i], subject)
+		if err != nil {
+			return Placement{}, "error", err
+		}
+		return Placement{Role: members[i], Added: added}, "existing", nil
+	}
+	// 2. A new subject goes to the first member with room.
+	tried := map[string]bool{}
+	canGrow := p.elastic(pair)
+	for attempt := 0; attempt < model.MaxPoolMembers+model.MaxElasticMembers; attempt++ {
+		role := p.pick(members, len(subject), tried, !canGrow)
+		if role == "" && canGrow {
+			grown, err := p.growPool(ctx, pair, len(subject))
+			var full *PoolFullError
+			switch {
+			case errors.As(err, &full):
+				canGrow = false
+				role = p.pick(members, len(subject), tried, true)
+			case err != nil:
+				return Placement{}, resultOf(err), err
+			default:
+				members = grown
+				continue
+			}
+		}
+		if role == "" {
+			return Placement{}, "full", p.fullError(pair, len(members))
+		}
+		added, err := p.o.Ensure.EnsureAdded(ctx, role, subject)
+		var size *SizeError
+		switch {
+		case errors.As(err, &size):
+			tried[role] = true
+			continue
+		case iam.IsKind(err, iam.KindNoSuchEntity) && !slices.Contains(pair.ProxyMembers(), role):
+			// An elastic member deleted meanwhile (it was empty).
+			tried[role] = true
+			p.forget(pair)
+			continue
+		case err != nil:
+			return Placement{}, "error", err
+		}
+		return Placement{Role: role, Added: added}, "placed", nil
+	}
+	return Placement{}, "full", p.fullError(pair, len(members))
+}
+
+func resultOf(err error) string {
+	var q *RolesQuotaError
+	if errors.As(err, &q) {
+		return "roles_quota"
+	}
+	return "error"
+}
+
+func (p *Pools) fullError(pair model.RolePair, members int) error {
+	pp := pair.ProxyPool
+	return &PoolFullError{Pool: pair.PoolName(), Members: members, Elastic: pp.Elastic != nil, Max: pp.MaxMembers()}
+}
+
+func (p *Pools) elastic(pair model.RolePair) bool {
+	return pair.ProxyPool != nil && pair.ProxyPool.Elastic != nil && p.o.IAM != nil
+}
+
+// pick chooses the member to try next: the first member not tried yet
+// whose last document is unknown, older than Fresh, or fresh with room
+// for the subject. With exhaustive, a member known to be full is tried too
+// (its document may predate a removal). The order is the members' order for
+// every replica and every subject (first fit): replicas placing one subject
+// at the same time try the same member first, and the lock of that member
+// lets one add it and the other find it there. (Spreading concurrent
+// subjects over members by in-flight counts was faster, but replicas with
+// different counts placed one subject twice; and first fit lets the last
+// members of an elastic pool drain so they can be deleted.)
+func (p *Pools) pick(members []string, subjectLen int, tried map[string]bool, exhaustive bool) string {
+	now := p.o.Now()
+	full := ""
+	for _, m := range members {
+		if tried[m] {
+			continue
+		}
+		f, ok := p.w.Fill(m)
+		if !ok || now.Sub(f.At) >= p.o.Fresh || f.Free(subjectLen) > 0 {
+			return m
+		}
+		if full == "" {
+			full = m
+		}
+	}
+	if exhaustive {
+		return full
+	}
+	return ""
+}
+
+// Members lists the pool's members: the static ones, then those an elastic
+// pool created (listed under its path, by number).
+func (p *Pools) Members(ctx context.Context, pair model.RolePair) ([]string, error) {
+	static := pair.ProxyMembers()
+	if !p.elastic(pair) {
+		return static, nil
+	}
+	created, err := p.created(ctx, pair, false)
+	if err != nil {
+		return nil, err
+	}
+	return append(slices.Clone(static), created...), nil
+}
+
+// created lists the members an elastic pool created, from the cache unless
+// refresh or it is older than ListTTL.
+func (p *Pools) created(ctx context.Context, pair model.RolePair, refresh bool) ([]string, error) {
+	key := pair.PoolKey()
+	p.mu.Lock()
+	l, ok := p.lists[key]
+	p.mu.Unlock()
+	if ok && !refresh && p.o.Now().Sub(l.at) < p.o.ListTTL {
+		return l.members, nil
+	}
+	if !refresh {
+		v, err, _ := p.list.Do(key, func() (any, error) { return p.created(ctx, pair, true) })
+		if err != nil {
+			return nil, err
+		}
+		return v.([]string), nil
+	}
+	at := p.o.Now()
+	roles, err := p.o.IAM.ListRoles(ctx, pair.ProxyPool.Elastic.Path)
+	if err != nil {
+		return nil, fmt.Errorf("trust: listing the members of proxy pool %s: %w", pair.PoolName(), err)
+	}
+	type numbered struct {
+		n   int
+		arn string
+	}
+	var found []numbered
+	for _, r := range roles {
+		if n, ok := model.ParseElasticMemberName(pair.PoolName(), r.Name); ok && r.Path == pair.ProxyPool.Elastic.Path {
+			found = append(found, numbered{n, r.ARN})
+		}
+	}
+	slices.SortFunc(found, func(a, b numbered) int { return a.n - b.n })
+	members := make([]string, len(found))
+	for i, f := range found {
+		members[i] = f.arn
+	}
+	p.mu.Lock()
+	p.lists[key] = listing{members: members, at: at}
+	p.mu.Unlock()
+	return members, nil
+}
+
+func (p *Pools) forget(pair model.RolePair) {
+	p.mu.Lock()
+	delete(p.lists, pair.PoolKey())
+	p.mu.Unlock()
+}
+
+// growPool makes room in an elastic pool whose members are all full: once
+// per pool at a time in this process (the others wait for it), under the
+// pool's lock across replicas. It returns the members after growing.
+func (p *Pools) growPool(ctx context.Context, pair model.RolePair, subjectLen int) ([]string, error) {
+	key := pair.PoolKey()
+	p.mu.Lock()
+	p.waiting[key]++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		if p.waiting[key]--; p.waiting[key] <= 0 {
+			delete(p.waiting, key)
+		}
+		p.mu.Unlock()
+	}()
+	_, err, _ := p.grow.Do(key, func() (any, error) {
+		// A round of its own: the callers' contexts may end, the growth should not.
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.w.opts.RoundTimeout)
+		defer cancel()
+		return nil, p.growLocked(gctx, pair, subjectLen)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.Members(ctx, pair)
+}
+
+func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subjectLen int) error {
+	name := pair.PoolName()
+	if p.o.Locker != nil {
+		unlock, err := p.o.Locker.Lock(ctx, "pool/"+name)
+		if err != nil {
+			return &lockError{fmt.Errorf("trust: locking proxy pool %s: %w", name, err)}
+		}
+		defer unlock()
+	}
+	created, err := p.created(ctx, pair, true)
+	if err != nil {
+		return err
+	}
+	// Another replica (or an earlier growth) may have made room already: a
+	// created member this process knows nothing of, or one with room.
+	for _, m := range created {
+		if f, ok := p.w.Fill(m); !ok || f.Free(subjectLen) > 0 {
+			return nil
+		}
+	}
+	limit := pair.ProxyPool.MaxMembers()
+	if len(created) >= limit {
+		return p.fullError(pair, len(pair.ProxyMembers())+len(created))
+	}
+	tmpl := pair.ProxyPool.Elastic.TemplateRoleARN
+	doc, err := p.template(ctx, tmpl)
+	if err != nil {
+		return fmt.Errorf("trust: reading the template of proxy pool %s: %w", name, err)
+	}
+	// Enough members for the placements waiting on this growth.
+	p.mu.Lock()
+	waiting := p.waiting[pair.PoolKey()]
+	p.mu.Unlock()
+	perMember := 1
+	if q, err := p.w.api.TrustPolicySizeQuota(ctx); err == nil {
+		if n := (q - len(doc)) / (subjectLen + 3); n > 1 {
+			perMember = n
+		}
+	}
+	want := min((waiting+perMember-1)/perMember, limit-len(created), 16)
+	want = max(want, 1)
+	used, quota, err := p.o.IAM.RolesUsage(ctx)
+	if err == nil && used+want > quota {
+		if want = quota - used; want <= 0 {
+			return &RolesQuotaError{Pool: name, Used: used, Quota: quota}
+		}
+	}
+	taken := map[int]bool{}
+	for _, m := range created {
+		if arn, err := model.ParseRoleARN(m); err == nil {
+			n, _ := model.ParseElasticMemberName(name, arn.Name)
+			taken[n] = true
+		}
+	}
+	tmplARN, _ := model.ParseRoleARN(tmpl)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		made int
+	)
+	n := 0
+	for range want {
+		for n++; taken[n]; n++ {
+		}
+		wg.Add(1)
+		go func(n int) {
+			defer wg.Done()
+			err := p.createMember(ctx, pair, n, tmplARN.Name, doc)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			made++
+		}(n)
+	}
+	wg.Wait()
+	p.forget(pair)
+	if made > 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// createMember creates member n of the pool from the template: its managed
+// statement with no subject, the boundary, the tags, then the template's
+// inline and attached policies. A member whose policies could not be copied
+// is deleted again.
+func (p *Pools) createMember(ctx context.Context, pair model.RolePair, n int, template, doc string) error {
+	name, e := pair.PoolName(), pair.ProxyPool.Elastic
+	role := model.ElasticMemberName(name, n)
+	r, err := p.o.IAM.CreateRole(ctx, iam.NewRole{
+		Name: role, Path: e.Path, TrustPolicy: doc, PermissionsBoundary: e.PermissionsBoundaryARN,
+		Description: fmt.Sprintf("Member %d of proxy-role pool %s, created by irsa-broker from %s", n, name, template),
+		Tags:        map[string]string{TagPool: name, TagManagedBy: p.o.ManagedBy, TagTemplate: template},
+	})
+	if err != nil {
+		if iam.IsKind(err, iam.KindLimitExceeded) {
+			return &RolesQuotaError{Pool: name, Err: err}
+		}
+		return fmt.Errorf("trust: creating member %s of proxy pool %s: %w", role, name, err)
+	}
+	if err := p.o.IAM.CopyRolePolicies(ctx, template, role); err != nil {
+		if derr := p.o.IAM.DeleteRole(ctx, role); derr != nil {
+			p.log.Error("could not delete a half-created pool member", "pool", name, "role", r.ARN, "error", derr)
+		}
+		return fmt.Errorf("trust: copying the policies of %s to member %s of proxy pool %s: %w", template, role, name, err)
+	}
+	p.m.created.WithLabelValues(name).Inc()
+	p.log.Info("proxy pool grew", "pool", name, "role", r.ARN, "template", template)
+	return nil
+}
+
+// template returns the trust policy new members of template's pool start
+// with (read at most once a minute).
+func (p *Pools) template(ctx context.Context, template string) (string, error) {
+	p.mu.Lock()
+	t, ok := p.templates[template]
+	p.mu.Unlock()
+	if ok && p.o.Now().Sub(t.at) < time.Minute {
+		return t.doc, nil
+	}
+	doc, err := p.w.ManagedTemplate(ctx, template)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.templates[template] = templateCache{doc: doc, at: p.o.Now()}
+	p.mu.Unlock()
+	return doc, nil
+}
+
+// Shrink deletes the members elastic pools created that have held no
+// subject for their pool's grace period (never less than Fresh, so that no
+// replica can still answer from a document naming a subject of a deleted
+// member). Each deletion is a round of the member's writer: the check that
+// it is empty and the deletion happen under its lock. Run it on one replica
+// (the clean-up leader); it keeps when it first saw each member empty.
+func (p *Pools) Shrink(ctx context.Context, pairs []model.RolePair) (int, error) {
+	deleted := 0
+	var errs []error
+	for _, pair := range pairs {
+		if !p.elastic(pair) {
+			continue
+		}
+		n, err := p.shrink(ctx, pair)
+		deleted += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+		p.observe(pair, 0)
+	}
+	return deleted, errors.Join(errs...)
+}
+
+func (p *Pools) shrink(ctx context.Context, pair model.RolePair) (int, error) {
+	created, err := p.created(ctx, pair, true)
+	if err != nil {
+		return 0, err
+	}
+	grace := max(time.Duration(pair.ProxyPool.EmptyGraceSeconds())*time.Second, p.o.Fresh)
+	now := p.o.Now()
+	deleted := 0
+	var errs []error
+	for _, role := range created {
+		st, err := p.w.Inspect(ctx, role)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.mu.Lock()
+		since, seen := p.emptySince[role]
+		switch {
+		case len(st.Subjects) > 0:
+			delete(p.emptySince, role)
+		case !seen:
+			p.emptySince[role] = now
+		}
+		p.mu.Unlock()
+		if len(st.Subjects) > 0 || !seen || now.Sub(since) < grace {
+			continue
+		}
+		arn, _ := model.ParseRoleARN(role)
+		ok, err := p.w.DeleteIfEmpty(ctx, role, func(ctx context.Context) error { return p.o.IAM.DeleteRole(ctx, arn.Name) })
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			deleted++
+			p.m.deleted.WithLabelValues(pair.PoolName()).Inc()
+			p.log.Info("deleted an empty pool member", "pool", pair.PoolName(), "role", role, "empty_for", now.Sub(since).String())
+		}
+		p.mu.Lock()
+		delete(p.emptySince, role)
+		p.mu.Unlock()
+	}
+	if deleted > 0 {
+		p.forget(pair)
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// Stats is what placement knows of a pool's fill, from the documents of the
+// members' last rounds (a member without one counts as empty).
+type Stats struct {
+	Members     int
+	FreeSlots   int // estimated for subjects of the typical length
+	Size, Quota int // summed over members
+	// Capacity is the fill's denominator: the summed quota of the members,
+	// and for an elastic pool of the members it may still create.
+	Capacity int
+}
+
+// typicalSubjectLen sizes free slots: system:serviceaccount:domino-compute:run-<24 hex>.
+const typicalSubjectLen = 59
+
+// Stats reports the pool's fill as the writer last saw it (no IAM call
+// beyond the cached elastic listing).
+func (p *Pools) Stats(ctx context.Context, pair model.RolePair, subjectLen int) (Stats, error) {
+	members, err := p.Members(ctx, pair)
+	if err != nil {
+		return Stats{}, err
+	}
+	if subjectLen <= 0 {
+		subjectLen = typicalSubjectLen
+	}
+	var s Stats
+	s.Members = len(members)
+	quota := 0
+	for _, m := range members {
+		f, ok := p.w.Fill(m)
+		if !ok {
+			continue
+		}
+		quota = max(quota, f.Quota)
+		s.Size += f.Size
+		s.Quota += f.Quota
+		s.FreeSlots += f.Free(subjectLen)
+	}
+	s.Capacity = s.Quota
+	if p.elastic(pair) && quota > 0 {
+		s.Capacity += (pair.ProxyPool.MaxMembers() - (len(members) - len(pair.ProxyMembers()))) * quota
+	}
+	return s, nil
+}
+
+// observe refreshes the pool's gauges and alert from what the writer knows.
+func (p *Pools) observe(pair model.RolePair, subjectLen int) {
+	s, err := p.Stats(context.Background(), pair, subjectLen)
+	if err != nil {
+		return
+	}
+	name := pair.PoolName()
+	p.m.members.WithLabelValues(name).Set(float64(s.Members))
+	p.m.free.WithLabelValues(name).Set(float64(s.FreeSlots))
+	if s.Capacity > 0 {
+		ratio := float64(s.Size) / float64(s.Capacity)
+		p.m.fill.WithLabelValues(name).Set(ratio)
+		p.alarm.observe(name, ratio)
+	}
+}
