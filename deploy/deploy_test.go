@@ -175,6 +175,7 @@ func checkRBAC(t *testing.T, objs []runtime.Object, sa string) {
 		{"domino-compute", "", "pods", "list"}, {"domino-compute", "", "pods", "watch"},
 		{"domino-compute", "", "serviceaccounts", "get"}, {"domino-compute", "", "serviceaccounts", "create"},
 		{"domino-compute", "", "serviceaccounts", "delete"}, {"domino-compute", "", "events", "create"},
+		{"domino-compute", "", "configmaps", "get"}, {"domino-compute", "", "configmaps", "create"}, {"domino-compute", "", "configmaps", "update"},
 		{"", "authentication.k8s.io", "tokenreviews", "create"},
 	}
 	rules := map[string][]rbacv1.PolicyRule{} // namespace ("" cluster) → rules bound to the broker
@@ -267,8 +268,9 @@ func TestMutationGivesTheSidecarItsEnvironment(t *testing.T) {
 	}
 }
 
-// The broker's serving secret holds its private key: a workload may get the
-// certificate to verify the broker, never the key (docs/security.md).
+// The broker's serving secret holds its private key: a workload gets the CA
+// to verify the broker (the ConfigMap the broker publishes), never a secret
+// of the broker (docs/security.md).
 func TestMutationGivesWorkloadsNoPrivateKey(t *testing.T) {
 	b, err := os.ReadFile("domsed/mutation.yaml")
 	if err != nil {
@@ -277,37 +279,32 @@ func TestMutationGivesWorkloadsNoPrivateKey(t *testing.T) {
 	var m struct {
 		Rules []struct {
 			InsertVolumes []struct {
-				Name   string `json:"name"`
-				Secret *struct {
-					SecretName string `json:"secretName"`
-					Items      []struct {
+				Name      string                       `json:"name"`
+				Secret    *struct{ SecretName string } `json:"secret"`
+				ConfigMap *struct {
+					Name  string `json:"name"`
+					Items []struct {
 						Key string `json:"key"`
 					} `json:"items"`
-				} `json:"secret"`
+				} `json:"configMap"`
 			} `json:"insertVolumes"`
 		} `json:"rules"`
 	}
 	if err := yaml.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	secrets := 0
+	var ca bool
 	for _, r := range m.Rules {
 		for _, v := range r.InsertVolumes {
-			if v.Secret == nil {
-				continue
+			if v.Secret != nil {
+				t.Errorf("volume %s mounts secret %s into workloads", v.Name, v.Secret.SecretName)
 			}
-			secrets++
-			if len(v.Secret.Items) == 0 {
-				t.Errorf("volume %s projects every key of secret %s into workloads, tls.key included", v.Name, v.Secret.SecretName)
-			}
-			for _, it := range v.Secret.Items {
-				if it.Key != "tls.crt" && it.Key != "ca.crt" {
-					t.Errorf("volume %s projects key %s of secret %s into workloads", v.Name, it.Key, v.Secret.SecretName)
-				}
+			if v.ConfigMap != nil && v.ConfigMap.Name == "irsa-ca-bundle" {
+				ca = len(v.ConfigMap.Items) == 1 && v.ConfigMap.Items[0].Key == "ca.crt"
 			}
 		}
 	}
-	if secrets == 0 {
-		t.Fatal("no secret volume found: the test no longer reads the mutation")
+	if !ca {
+		t.Fatal("no volume of the broker's CA bundle (ca.crt of ConfigMap irsa-ca-bundle): the test no longer reads the mutation")
 	}
 }

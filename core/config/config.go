@@ -43,6 +43,8 @@ type Serve struct {
 
 	ComputeNamespace string
 	ServiceURL       string
+	CABundleFile     string
+	CABundleMap      string
 	OIDCProvider     string
 	LegacySubjects   bool
 
@@ -108,6 +110,8 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster configuration)")
 
 	fs.StringVar(&c.ComputeNamespace, "compute-namespace", "domino-compute", "namespace of the workloads")
+	fs.StringVar(&c.CABundleFile, "ca-bundle-file", "", "PEM certificates workloads verify the broker with (the CA of its serving certificate, e.g. the ca.crt of cert-manager's secret); with --ca-bundle-configmap, published to the compute namespace and kept up to date")
+	fs.StringVar(&c.CABundleMap, "ca-bundle-configmap", "", "name of the ConfigMap of the compute namespace that holds --ca-bundle-file's certificates (key ca.crt); the broker creates it and never overwrites one it did not create")
 	fs.StringVar(&c.ServiceURL, "service-url", "", "the URL workloads reach this broker at (their DOMINO_IRSA_ENDPOINT, e.g. https://irsa-svc.domino-field); when set, a replica does not become ready while live pods of the compute namespace are wired to another IRSA service (one service per compute namespace)")
 	fs.StringVar(&c.OIDCProvider, "oidc-provider", "", "the cluster's OIDC provider as IAM names it, e.g. oidc.eks.us-west-2.amazonaws.com/id/ABC (required)")
 	fs.BoolVar(&c.LegacySubjects, "legacy-subjects", false, "write subjects as *:<ns>:<sa> like the previous service (default: exact system:serviceaccount:<ns>:<sa>)")
@@ -183,12 +187,15 @@ func (c *Serve) Validate() error {
 		if c.CleanupInterval < 0 {
 			errs = append(errs, "--cleanup-interval must not be negative")
 		}
+		if (c.CABundleFile == "") != (c.CABundleMap == "") {
+			errs = append(errs, "--ca-bundle-file and --ca-bundle-configmap go together")
+		}
 		if c.KubeQPS <= 0 || c.KubeBurst <= 0 {
 			errs = append(errs, "--kube-qps and --kube-burst must be positive")
 		}
 	case "caller":
-		if c.RequirePodToken || c.PerUserServiceAccounts {
-			errs = append(errs, "--require-pod-token and --per-user-service-accounts need --workloads=kubernetes")
+		if c.RequirePodToken || c.PerUserServiceAccounts || c.CABundleMap != "" {
+			errs = append(errs, "--require-pod-token, --per-user-service-accounts and --ca-bundle-configmap need --workloads=kubernetes")
 		}
 	default:
 		errs = append(errs, "--workloads must be kubernetes or caller")

@@ -215,6 +215,14 @@ func (b *Broker) kubernetes(cs kubernetes.Interface, g *graph, wopts *trust.Writ
 	g.ready = append(g.ready, api.Check{Name: "workloads", Fn: resolver.Ready},
 		api.Check{Name: "one-service-per-namespace", Fn: resolver.Exclusive})
 	wopts.Prune = broker.StaleSubjects(resolver)
+	if cfg.CABundleMap != "" {
+		o := kube.CABundleOptions{Namespace: cfg.ComputeNamespace, Name: cfg.CABundleMap, File: cfg.CABundleFile, Logger: b.log}
+		b.background = append(b.background, func(ctx context.Context) {
+			if err := kube.PublishCABundle(ctx, cs, o); err != nil {
+				b.log.Error("the CA bundle is not published", "error", err)
+			}
+		})
+	}
 	if cfg.TrustLock == "lease" {
 		wopts.Locker = kube.NewLeaseLocker(cs, kube.LeaseLockerOptions{Namespace: cfg.LeaseNamespace, Identity: b.id, LeaseDuration: cfg.LeaseDuration, Logger: b.log})
 	} else {

@@ -10,9 +10,11 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/irsa-broker/irsa-broker/core/config"
 	"github.com/irsa-broker/irsa-broker/test/clustertest"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -162,4 +164,50 @@ func TestEnvOnlyVariant(t *testing.T) {
 	if !env {
 		t.Error("the env-only variant sets no environment")
 	}
+}
+
+// broker.identity.providers renders an --identity-providers file that the
+// broker's own parser reads back, in order, and replaces the single form.
+func TestIdentityProviders(t *testing.T) {
+	objs := render(t, "-f", "testdata/v1.8-values.yaml", "--set-json", `broker.identity.providers=[`+
+		`{"name":"domino","plugin":"domino","headers":["X-Domino-Api-Key"],"config":{"host":"http://nucleus-frontend.domino-platform:80"}},`+
+		`{"name":"corp-oidc","plugin":"oidc","headers":["Authorization"],"config":"issuer: https://sso.example.com\naudiences: [irsa-broker]\n"}]`)
+	cm := find(objs, "ConfigMap", "irsa-identity")
+	file, _, _ := unstructured.NestedString(cm.Object, "data", "providers.yaml")
+	ps, err := config.ParseIdentityProviders([]byte(file), "/etc/irsa/identity")
+	if err != nil {
+		t.Fatalf("providers.yaml %q: %v", file, err)
+	}
+	if len(ps) != 2 || ps[0].Name != "domino" || ps[1].Name != "corp-oidc" || ps[1].Headers[0] != "Authorization" ||
+		!strings.Contains(string(ps[0].Config), "nucleus-frontend") || !strings.Contains(string(ps[1].Config), "sso.example.com") {
+		t.Fatalf("providers read back: %+v", ps)
+	}
+	args := containerArgs(t, find(objs, "Deployment", "irsa"))
+	if !slices.Contains(args, "--identity-providers=/etc/irsa/identity/providers.yaml") || slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--identity-plugin") || strings.HasPrefix(a, "--identity-config")
+	}) {
+		t.Fatalf("broker arguments: %v", args)
+	}
+	for _, bad := range []string{
+		`[{"plugin":"oidc","name":"Bad Name"}]`,
+		`[{"plugin":"oidc --policy-dir=/tmp"}]`,
+		`[{"plugin":"domino","sha256":"abc"}]`,
+		`[{"plugin":"domino","headers":["X-Api-Key: x"]}]`,
+		`[{"name":"x"}]`,
+		`[{"plugin":"domino","config_file":"/etc/passwd"}]`,
+	} {
+		if _, err := helm(t, "template", "irsa", chart, "-f", "testdata/v1.8-values.yaml", "--set-json", "broker.identity.providers="+bad); err == nil || !strings.Contains(err.Error(), "providers") {
+			t.Errorf("providers %s: %v", bad, err)
+		}
+	}
+}
+
+func containerArgs(t *testing.T, d *unstructured.Unstructured) []string {
+	t.Helper()
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	var out []string
+	for _, a := range cs[0].(map[string]any)["args"].([]any) {
+		out = append(out, a.(string))
+	}
+	return out
 }

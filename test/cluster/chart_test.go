@@ -46,9 +46,9 @@ func TestChartWithV18Values(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// What cert-manager and kubernetes-reflector produce from the chart's
-	// Certificate: neither runs here.
-	ca, err := createCertificates(ctx, chartField, chartCompute, "irsa-certs", "irsa-svc")
+	// What cert-manager produces from the chart's Certificate: it does not
+	// run here.
+	ca, err := createCertificates(ctx, chartField, "irsa-certs", "irsa-svc")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func deployBroker(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if env.brokerCA, err = createCertificates(ctx, fieldNS, computeNS, "irsa-certs", "irsa-svc"); err != nil {
+	if env.brokerCA, err = createCertificates(ctx, fieldNS, "irsa-certs", "irsa-svc"); err != nil {
 		return err
 	}
 	// The node is in Domino's platform node pool, where v1.8 (and the
@@ -206,10 +206,10 @@ func waitDeployment(ctx context.Context, tag string) error {
 }
 
 // createCertificates writes what cert-manager's Certificate of service
-// produces in secret name (tls.crt, tls.key, ca.crt), and its copy in the
-// compute namespace (the certificate and the CA only: a workload never gets
-// the key). It returns the CA.
-func createCertificates(ctx context.Context, field, compute, name, service string) ([]byte, error) {
+// produces in secret name of namespace field (tls.crt, tls.key, ca.crt). It
+// returns the CA. Nothing is copied to the compute namespace: the broker
+// publishes the CA there itself.
+func createCertificates(ctx context.Context, field, name, service string) ([]byte, error) {
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "irsa-ca"},
@@ -234,12 +234,7 @@ func createCertificates(ctx context.Context, field, compute, name, service strin
 	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: field}, Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{"tls.crt": crt, "tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), "ca.crt": caPEM}}
-	if _, err := env.cs.CoreV1().Secrets(field).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-		return nil, err
-	}
-	public := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: compute},
-		Data: map[string][]byte{"tls.crt": crt, "ca.crt": caPEM}}
-	_, err = env.cs.CoreV1().Secrets(compute).Create(ctx, public, metav1.CreateOptions{})
+	_, err = env.cs.CoreV1().Secrets(field).Create(ctx, secret, metav1.CreateOptions{})
 	return caPEM, err
 }
 

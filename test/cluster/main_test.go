@@ -121,18 +121,20 @@ func figure(what string, d time.Duration) {
 
 // buildImages builds the project's images and the test's Domino stand-in.
 func buildImages(ctx context.Context) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(env.root, "deploy", "images", "build.sh"))
-	cmd.Env = append(os.Environ(), "IRSA_IMAGES_EXTRA=domino-proxy=./test/cluster/dominoproxy")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("deploy/images/build.sh: %w", err)
-	}
+	// The version is fixed first and handed to the build: a commit made
+	// while the images build must not change the tags the test expects.
 	v, err := exec.CommandContext(ctx, "bash", filepath.Join(env.root, "deploy", "images", "build.sh"), "--version").Output()
 	if err != nil {
 		return nil, fmt.Errorf("deploy/images/build.sh --version: %w", err)
 	}
 	env.version = strings.TrimSpace(string(v))
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(env.root, "deploy", "images", "build.sh"))
+	cmd.Env = append(os.Environ(), "IRSA_IMAGES_EXTRA=domino-proxy=./test/cluster/dominoproxy", "IRSA_IMAGE_VERSION="+env.version)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("deploy/images/build.sh: %w", err)
+	}
 	return strings.Fields(string(out)), nil
 }
 

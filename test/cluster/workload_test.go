@@ -191,4 +191,10 @@ func TestWorkloadGetsItsRole(t *testing.T) {
 	if !slices.Contains(subs, want) {
 		t.Fatalf("trust policy of %s holds %v, want %s", proxyRole, subs, want)
 	}
+	// The sidecar verified the broker with the CA the broker published in
+	// the compute namespace: that CA, and nothing else of the secret.
+	cm, err := env.cs.CoreV1().ConfigMaps(computeNS).Get(ctx, "irsa-ca-bundle", metav1.GetOptions{})
+	if err != nil || len(cm.Data) != 1 || cm.Data["ca.crt"] != string(env.brokerCA) {
+		t.Fatalf("CA bundle of %s: %v %v", computeNS, cm, err)
+	}
 }
