@@ -1,5 +1,6 @@
 # The default authorization policy: admins (the identity's admin flag) may
-# manage mappings and service accounts. Nobody may map a run someone else
+# manage mappings and service accounts, and read the status and the recent
+# policy decisions (GET /v2/decisions). Nobody may map a run someone else
 # started (invariant 6); a site that wants admins or a group to do so adds a
 # rule for "workload.map_foreign" in --policy-dir.
 #
@@ -15,6 +16,7 @@ admin_actions := {
 	"service_account.write",
 	"service_account.delete",
 	"status.read",
+	"decision.read",
 }
 
 allow if {

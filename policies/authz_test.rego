@@ -19,7 +19,7 @@ test_truthy_non_bool_admin_denied if {
 }
 
 test_admin_every_admin_action if {
-	every action in {"mapping.read", "mapping.write", "mapping.delete", "service_account.write", "service_account.delete", "status.read"} {
+	every action in {"mapping.read", "mapping.write", "mapping.delete", "service_account.write", "service_account.delete", "status.read", "decision.read"} {
 		authz.allow with input as {"identity": {"admin": true}, "request": {"action": action}}
 	}
 }
@@ -34,4 +34,8 @@ test_unknown_action_denied if {
 
 test_non_admin_cannot_read_status if {
 	not authz.allow with input as {"identity": {"admin": false}, "request": {"action": "status.read"}}
+}
+
+test_non_admin_cannot_read_decisions if {
+	not authz.allow with input as {"identity": {"admin": false}, "request": {"action": "decision.read"}}
 }

@@ -67,6 +67,8 @@ type Options struct {
 	// Status, optional, returns the components' status for /v2/status
 	// (admins only: it may name files and quote errors).
 	Status func() any
+	// Decisions, optional, serves GET /v2/decisions (admins; 404 when nil).
+	Decisions Decisions
 	// Extra mounts additional routes (the dev stack's /dev endpoints).
 	Extra func(r chi.Router)
 }
@@ -102,6 +104,7 @@ func NewHandler(o Options) http.Handler {
 	r.Get(brokerapi.PathReadyz, h.readyz)
 	h.legacyRoutes(r)
 	h.v2Routes(r)
+	h.decisionRoutes(r)
 	if o.Extra != nil {
 		o.Extra(r)
 	}

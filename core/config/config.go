@@ -34,6 +34,10 @@ type Serve struct {
 	IdentityProvidersFile string
 
 	PolicyDir string
+	// DecisionLog is where decisions go as JSON lines: off, stdout or a file.
+	DecisionLog string
+	// DecisionRing is how many recent decisions GET /v2/decisions serves (0: off).
+	DecisionRing int
 
 	MappingStore     string // configmap | file
 	MappingFile      string
@@ -102,6 +106,8 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.Var((*nameList)(&c.PluginEnv), "plugin-env", "names of environment variables passed to the identity plugin besides PATH, HOME, TMPDIR, TZ, SSL_CERT_*, proxies and Go runtime settings (comma-separated or repeated; docs/plugins.md)")
 
 	fs.StringVar(&c.PolicyDir, "policy-dir", "", "directory of Rego policies that add to or replace the defaults; watched for changes")
+	fs.StringVar(&c.DecisionLog, "decision-log", "off", "write every policy decision as a JSON line in OPA's decision-log shape (credentials removed): off, stdout, or a file appended to")
+	fs.IntVar(&c.DecisionRing, "decision-ring", 1000, "how many recent policy decisions this replica keeps in memory for admins' GET /v2/decisions and irsactl decisions (0: none)")
 
 	fs.StringVar(&c.MappingStore, "mapping-store", "configmap", "where mappings live: configmap or file")
 	fs.StringVar(&c.MappingFile, "mapping-file", "", "JSON file of mappings (with --mapping-store=file)")
@@ -199,6 +205,12 @@ func (c *Serve) Validate() error {
 		}
 	default:
 		errs = append(errs, "--workloads must be kubernetes or caller")
+	}
+	if c.DecisionLog == "" {
+		errs = append(errs, "--decision-log must be off, stdout or a file")
+	}
+	if c.DecisionRing < 0 || c.DecisionRing > 1000000 {
+		errs = append(errs, "--decision-ring must be between 0 and 1000000")
 	}
 	if c.TrustCacheTTL < 0 {
 		errs = append(errs, "--trust-cache-ttl must not be negative")

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/go-chi/chi/v5"
 	"github.com/hashicorp/go-hclog"
+	opaversion "github.com/open-policy-agent/opa/v1/version"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -91,7 +92,12 @@ func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (_ 
 	if err != nil {
 		return nil, err
 	}
-	if b.Policy, err = policy.New(ctx, policy.Options{PolicyDir: cfg.PolicyDir, Logger: log, Registerer: b.Metrics.Registry}); err != nil {
+	sinks, ring, err := b.decisionSinks()
+	if err != nil {
+		return nil, err
+	}
+	if b.Policy, err = policy.New(ctx, policy.Options{PolicyDir: cfg.PolicyDir, Logger: log, Registerer: b.Metrics.Registry,
+		Decisions: sinks, Labels: map[string]string{"id": b.id, "version": opaversion.Version}}); err != nil {
 		return nil, err
 	}
 	if cfg.PolicyDir != "" {
@@ -152,12 +158,40 @@ func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (_ 
 	}); err != nil {
 		return nil, err
 	}
-	b.Handler = api.NewHandler(api.Options{
+	opts := api.Options{
 		Service: b.Service, Metrics: b.Metrics, Logger: log, Timeout: cfg.RequestTimeout, Ready: g.ready,
 		Status: func() any { return map[string]any{"policy": b.Policy.Status()} },
 		Extra:  e.Routes,
-	})
+	}
+	if ring != nil {
+		opts.Decisions = ring
+	}
+	b.Handler = api.NewHandler(opts)
 	return b, nil
+}
+
+// decisionSinks opens the decision log (--decision-log) and the ring of
+// recent decisions (--decision-ring); a log file is closed by Close.
+func (b *Broker) decisionSinks() ([]policy.DecisionSink, *policy.DecisionRing, error) {
+	var sinks []policy.DecisionSink
+	switch b.cfg.DecisionLog {
+	case "off", "":
+	case "stdout":
+		sinks = append(sinks, policy.NewDecisionWriter(os.Stdout, b.log.Named("decision-log")))
+	default:
+		f, err := os.OpenFile(b.cfg.DecisionLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--decision-log: %w", err)
+		}
+		b.closers = append(b.closers, func() { f.Close() })
+		sinks = append(sinks, policy.NewDecisionWriter(f, b.log.Named("decision-log")))
+	}
+	var ring *policy.DecisionRing
+	if b.cfg.DecisionRing > 0 {
+		ring = policy.NewDecisionRing(b.cfg.DecisionRing)
+		sinks = append(sinks, ring)
+	}
+	return sinks, ring, nil
 }
 
 // graph collects the parts that depend on whether Kubernetes resolves

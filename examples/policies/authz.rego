@@ -13,6 +13,7 @@ admin_actions := {
 	"service_account.write",
 	"service_account.delete",
 	"workload.map_foreign",
+	"decision.read",
 }
 
 allow if {
