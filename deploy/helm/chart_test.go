@@ -211,3 +211,45 @@ func containerArgs(t *testing.T, d *unstructured.Unstructured) []string {
 	}
 	return out
 }
+
+// One value points a v1.8 values file at this project's images:
+// broker.images.registry (and .tag) win over v1.8's image.* keys, and a
+// full reference wins over both.
+func TestOneImageOverride(t *testing.T) {
+	images := func(args ...string) []string {
+		var out []string
+		for _, o := range render(t, append([]string{"-f", "testdata/v1.8-values.yaml"}, args...)...) {
+			if o.GetKind() == "Deployment" {
+				cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				out = append(out, cs[0].(map[string]any)["image"].(string))
+			}
+			if o.GetKind() == "Mutation" {
+				rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+				for _, r := range rules {
+					if img, ok, _ := unstructured.NestedString(r.(map[string]any), "insertContainer", "spec", "image"); ok {
+						out = append(out, img)
+					}
+				}
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"domino/field/irsa:v1.8.0-release", "domino/field/irsa-client:v1.8.0-release"}},
+		{[]string{"--set", "broker.images.registry=reg.example.com:5000/irsa/"}, []string{"reg.example.com:5000/irsa/irsa-broker:dev", "reg.example.com:5000/irsa/irsa-sidecar:dev"}},
+		{[]string{"--set", "broker.images.tag=v2.0.1"}, []string{"irsa-broker:v2.0.1", "irsa-sidecar:v2.0.1"}},
+		{[]string{"--set", "broker.images.registry=reg.example.com", "--set", "broker.images.sidecar=other/sidecar:1"}, []string{"reg.example.com/irsa-broker:dev", "other/sidecar:1"}},
+	} {
+		if got := images(c.args...); !slices.Equal(got, c.want) {
+			t.Errorf("%v: images %v, want %v", c.args, got, c.want)
+		}
+	}
+	for _, bad := range []string{"broker.images.registry=Reg Example", "broker.images.tag=-x", "broker.images.broker=a b"} {
+		if _, err := helm(t, "template", "irsa", chart, "-f", "testdata/v1.8-values.yaml", "--set", bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

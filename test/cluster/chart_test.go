@@ -132,7 +132,9 @@ func helmInstall(ctx context.Context, t *testing.T) (string, error) {
 		// does not run here.
 		"userbasedserviceaccounts": map[string]any{"enabled": false},
 		"broker": map[string]any{
-			"images":   map[string]any{"broker": "irsa-broker:" + env.version, "sidecar": "irsa-sidecar:" + env.version},
+			// The one image override: this project's images (imported on the
+			// node, so no registry), at the version built.
+			"images":   map[string]any{"tag": env.version},
 			"identity": map[string]any{"config": "host: " + env.dominoURL + "\ntimeout: 10s\n"},
 			// The simulator is AWS; what EKS's pod-identity webhook injects.
 			"extraEnv": []any{

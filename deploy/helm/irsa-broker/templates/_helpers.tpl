@@ -23,12 +23,30 @@ app: {{ include "irsa.name" . }}
 {{- if $.Values.image.repository -}}{{ printf "%s/%s:%s" (trimSuffix "/" $.Values.image.repository) $container $tag }}{{- else -}}{{ printf "%s:%s" $container $tag }}{{- end -}}
 {{- end -}}
 
+{{- /* projectImage NAME: this project's image NAME from broker.images.registry and .tag. */ -}}
+{{- define "irsa.projectImage" -}}
+{{- $ := index . 0 -}}{{- $name := index . 1 -}}
+{{- $tag := $.Values.broker.images.tag | default $.Chart.AppVersion -}}
+{{- with $.Values.broker.images.registry -}}{{ printf "%s/%s:%s" (trimSuffix "/" .) $name $tag }}{{- else -}}{{ printf "%s:%s" $name $tag }}{{- end -}}
+{{- end -}}
+
+{{- /* image of a component: broker.images.<component>, else this project's image
+     when broker.images.registry or .tag is set, else v1.8's image.* keys. */ -}}
+{{- define "irsa.componentImage" -}}
+{{- $ := index . 0 -}}{{- $component := index . 1 -}}{{- $project := index . 2 -}}{{- $container := index . 3 -}}{{- $version := index . 4 -}}
+{{- $images := $.Values.broker.images -}}
+{{- if index $images $component -}}{{ index $images $component }}
+{{- else if or $images.registry $images.tag -}}{{ include "irsa.projectImage" (list $ $project) }}
+{{- else -}}{{ include "irsa.image" (list $ $container $version) }}
+{{- end -}}
+{{- end -}}
+
 {{- define "irsa.brokerImage" -}}
-{{- .Values.broker.images.broker | default (include "irsa.image" (list . .Values.image.serverContainer .Values.image.serverAppVersion)) -}}
+{{- include "irsa.componentImage" (list . "broker" "irsa-broker" .Values.image.serverContainer .Values.image.serverAppVersion) -}}
 {{- end -}}
 
 {{- define "irsa.sidecarImage" -}}
-{{- .Values.broker.images.sidecar | default (include "irsa.image" (list . .Values.image.clientContainer .Values.image.clientAppVersion)) -}}
+{{- include "irsa.componentImage" (list . "sidecar" "irsa-sidecar" .Values.image.clientContainer .Values.image.clientAppVersion) -}}
 {{- end -}}
 
 {{- define "irsa.partition" -}}{{ ternary "aws-us-gov" "aws" .Values.env.govcloud }}{{- end -}}
