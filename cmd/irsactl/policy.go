@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/spf13/cobra"
 
+	"github.com/irsa-broker/irsa-broker/core/api"
 	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/policy"
@@ -24,7 +26,7 @@ import (
 // adminActions are the actions the broker asks data.irsa.authz.allow about.
 var adminActions = []string{
 	broker.ActionMappingRead, broker.ActionMappingWrite, broker.ActionMappingDelete,
-	broker.ActionServiceAccountWrite, broker.ActionServiceAccountDelete, broker.ActionStatusRead,
+	broker.ActionServiceAccountWrite, broker.ActionServiceAccountDelete, broker.ActionStatusRead, api.ActionDecisionRead,
 	broker.ActionMapForeignWorkload,
 }
 
@@ -178,6 +180,7 @@ func newPolicyEval(s *settings) *cobra.Command {
 		orgs, groups, actions                 []string
 		attrs, labels                         map[string]string
 		admin, fromBroker, explain            bool
+		decisionID                            string
 	)
 	cmd := &cobra.Command{
 		Use:   "eval DIR --user NAME [--orgs A,B] [--run ID] [--mappings FILE|--from-broker] [--explain]",
@@ -190,9 +193,15 @@ data.mappings comes from --mappings FILE (any format 'mappings import' reads), f
 the configured broker with --from-broker (admin), or is empty.
 
 --explain prints OPA's trace of the grants decision, trimmed to DIR's modules (the
-defaults' when DIR replaces none), to see which rules fired and which did not.`,
+defaults' when DIR replaces none), to see which rules fired and which did not.
+
+--decision ID replays a decision the broker made (see 'irsactl decisions'): its
+logged input, evaluated with DIR's policies and the mappings of --from-broker (the
+mappings now) or --mappings FILE, beside what the broker decided then. Input fields
+the log erased as credentials are not part of the replay.`,
 		Example: `  irsactl policy eval ./policies --user alice --orgs data-science --run run1 --type cluster-worker \
       --mappings mappings-backup.yaml
+  irsactl policy eval ./policies --decision 4f3c2a1b0d9e8f7a --from-broker --explain
   irsactl policy eval ./policies --user bob --groups irsa-mapping-editors --explain --from-broker`,
 		Args: exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -201,11 +210,19 @@ defaults' when DIR replaces none), to see which rules fired and which did not.`,
 			if err != nil {
 				return err
 			}
-			if user == "" {
-				return usagef("--user is required")
-			}
 			if mappingsFile != "" && fromBroker {
 				return usagef("give --mappings or --from-broker, not both")
+			}
+			if decisionID != "" {
+				for _, name := range []string{"user", "id", "orgs", "groups", "admin", "attr", "run", "type", "namespace", "label", "action"} {
+					if cmd.Flags().Changed(name) {
+						return usagef("--decision replays the logged input: --%s does not go with it", name)
+					}
+				}
+				return replayDecision(ctx, cmd.OutOrStdout(), s, format, args[0], decisionID, mappingsFile, fromBroker, explain)
+			}
+			if user == "" {
+				return usagef("--user is required (or --decision ID)")
 			}
 			in := policy.Input{
 				Identity: sdk.Identity{ID: id, Username: user, Organizations: orgs, Groups: groups, Admin: admin, Attributes: attrs},
@@ -225,33 +242,9 @@ defaults' when DIR replaces none), to see which rules fired and which did not.`,
 				in.Workload = model.Workload{RunID: req.RunID, Type: req.WorkloadType, Namespace: ns, ServiceAccount: brokerapi.RunPrefix + req.RunID, Labels: labels}
 				in.Request = policy.Request{Method: "POST", Path: brokerapi.PathMap, Action: "map"}
 			}
-			snap := model.Snapshot{Revision: "", Mappings: map[string]model.Mapping{}}
-			source := "none (data.mappings is empty)"
-			switch {
-			case mappingsFile != "":
-				data, err := os.ReadFile(mappingsFile)
-				if err != nil {
-					return err
-				}
-				ms, _, err := parseMappingsFile(data)
-				if err != nil {
-					return fmt.Errorf("%s: %w", mappingsFile, err)
-				}
-				for _, m := range ms {
-					snap.Mappings[m.Org] = m
-				}
-				source = mappingsFile
-			case fromBroker:
-				c, err := s.client(ctx)
-				if err != nil {
-					return err
-				}
-				st, err := fetchState(ctx, c)
-				if err != nil {
-					return err
-				}
-				snap.Mappings = st.byOrg
-				source = c.base + " (revision " + st.revision + ")"
+			snap, source, err := loadMappings(ctx, s, mappingsFile, fromBroker)
+			if err != nil {
+				return err
 			}
 			e, err := policy.New(ctx, policy.Options{PolicyDir: args[0]})
 			if err != nil {
@@ -291,7 +284,7 @@ defaults' when DIR replaces none), to see which rules fired and which did not.`,
 				return err
 			}
 			if explain {
-				return explainGrants(ctx, cmd.OutOrStdout(), e, args[0], in, snap)
+				return explainQuery(ctx, cmd.OutOrStdout(), e, args[0], policy.GrantsQuery, in, snap)
 			}
 			return nil
 		},
@@ -310,16 +303,17 @@ defaults' when DIR replaces none), to see which rules fired and which did not.`,
 	f.StringSliceVar(&actions, "action", adminActions, "admin actions to ask data.irsa.authz.allow about")
 	f.StringVar(&mappingsFile, "mappings", "", "file of mappings for data.mappings")
 	f.BoolVar(&fromBroker, "from-broker", false, "read data.mappings from the configured broker (admin)")
-	f.BoolVar(&explain, "explain", false, "print the trace of the grants decision, trimmed to DIR's modules")
+	f.BoolVar(&explain, "explain", false, "print the trace of the grants decision (of the replayed one with --decision), trimmed to DIR's modules")
+	f.StringVar(&decisionID, "decision", "", "replay this decision of the broker (irsactl decisions) with DIR's policies: its logged input, the mappings of --from-broker or --mappings")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(brokerapi.WorkloadTypes, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-// explainGrants prints OPA's trace of the grants query, keeping the events
-// located in the author's modules (DIR's files), or the defaults' when DIR
-// replaces none of the modules that ran.
-func explainGrants(ctx context.Context, w io.Writer, e *policy.Engine, dir string, in policy.Input, snap model.Snapshot) error {
-	events, err := e.Explain(ctx, policy.GrantsQuery, in, snap)
+// explainQuery prints OPA's trace of query, keeping the events located in
+// the author's modules (DIR's files), or the defaults' when DIR replaces none
+// of the modules that ran.
+func explainQuery(ctx context.Context, w io.Writer, e *policy.Engine, dir, query string, in policy.Input, snap model.Snapshot) error {
+	events, err := e.Explain(ctx, query, in, snap)
 	if err != nil {
 		return err
 	}
@@ -351,7 +345,171 @@ func explainGrants(ctx context.Context, w io.Writer, e *policy.Engine, dir strin
 		}
 		trimmed, which = keep(events, defaults), "the default modules (DIR's did not run)"
 	}
-	fmt.Fprintf(w, "\nexplain: %s, trace of %s\n", which, policy.GrantsQuery)
+	fmt.Fprintf(w, "\nexplain: %s, trace of %s\n", which, query)
 	topdown.PrettyTraceWithLocation(w, trimmed)
+	return nil
+}
+
+// loadMappings is data.mappings for eval: from a file, from the broker, or
+// empty. source says where they came from.
+func loadMappings(ctx context.Context, s *settings, file string, fromBroker bool) (model.Snapshot, string, error) {
+	snap := model.Snapshot{Mappings: map[string]model.Mapping{}}
+	switch {
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return snap, "", err
+		}
+		ms, _, err := parseMappingsFile(data)
+		if err != nil {
+			return snap, "", fmt.Errorf("%s: %w", file, err)
+		}
+		for _, m := range ms {
+			snap.Mappings[m.Org] = m
+		}
+		return snap, file, nil
+	case fromBroker:
+		c, err := s.client(ctx)
+		if err != nil {
+			return snap, "", err
+		}
+		st, err := fetchState(ctx, c)
+		if err != nil {
+			return snap, "", err
+		}
+		snap.Mappings, snap.Revision = st.byOrg, st.revision
+		return snap, c.base + " (revision " + st.revision + ")", nil
+	}
+	return snap, "none (data.mappings is empty)", nil
+}
+
+// replaySide is one side of a replay: what was decided, with which revisions.
+type replaySide struct {
+	PolicyRevision  string        `json:"policy_revision"`
+	MappingRevision string        `json:"mapping_revision,omitempty"`
+	Grants          []model.Grant `json:"grants,omitempty"`
+	Allowed         *bool         `json:"allowed,omitempty"`
+	Error           string        `json:"error,omitempty"`
+}
+
+func (r replaySide) summary() string {
+	switch {
+	case r.Error != "":
+		return "error: " + r.Error
+	case r.Allowed != nil && *r.Allowed:
+		return "allowed"
+	case r.Allowed != nil:
+		return "denied"
+	}
+	return grantsSummary(r.Grants)
+}
+
+// replayResult is what `policy eval --decision` prints.
+type replayResult struct {
+	DecisionID string       `json:"decision_id"`
+	Path       string       `json:"path"`
+	Input      policy.Input `json:"input"`
+	Erased     []string     `json:"erased,omitempty"`
+	Logged     replaySide   `json:"logged"`
+	Replayed   replaySide   `json:"replayed"`
+	Same       bool         `json:"same"`
+	Mappings   string       `json:"mappings"`
+}
+
+// replayDecision evaluates a logged decision's input with DIR's policies
+// and compares the result with the logged one.
+func replayDecision(ctx context.Context, w io.Writer, s *settings, format, dir, id, mappingsFile string, fromBroker, explain bool) error {
+	c, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	ev, err := fetchDecision(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if ev.Input == nil {
+		return fmt.Errorf("decision %s has no input to replay", id)
+	}
+	query := policy.GrantsQuery
+	switch ev.Path {
+	case policy.GrantsPath:
+		if mappingsFile == "" && !fromBroker {
+			return usagef("decision %s is a grants decision: give --from-broker (the mappings now) or --mappings FILE", id)
+		}
+	case policy.AllowPath:
+		query = policy.AllowQuery
+	default:
+		return fmt.Errorf("decision %s: unknown path %q", id, ev.Path)
+	}
+	snap, source, err := loadMappings(ctx, s, mappingsFile, fromBroker)
+	if err != nil {
+		return err
+	}
+	e, err := policy.New(ctx, policy.Options{PolicyDir: dir})
+	if err != nil {
+		return err
+	}
+	in := *ev.Input
+	res := replayResult{DecisionID: ev.DecisionID, Path: ev.Path, Input: in, Erased: ev.Erased, Mappings: source,
+		Logged:   replaySide{PolicyRevision: ev.Revision, MappingRevision: ev.MappingRevision()},
+		Replayed: replaySide{PolicyRevision: e.Revision()}}
+	if ev.Error != nil {
+		res.Logged.Error = ev.Error.Message
+	}
+	if query == policy.GrantsQuery {
+		res.Replayed.MappingRevision = snap.Revision
+		if ev.Error == nil {
+			if res.Logged.Grants, err = loggedGrants(ev); err != nil {
+				return err
+			}
+		}
+		d, err := e.Grants(ctx, in, snap)
+		if err != nil {
+			res.Replayed.Error = err.Error()
+		}
+		res.Replayed.Grants = d.Grants
+		a, _ := json.Marshal(res.Logged.Grants)
+		b, _ := json.Marshal(res.Replayed.Grants)
+		res.Same = res.Logged.Error == "" && res.Replayed.Error == "" && string(a) == string(b)
+	} else {
+		if ev.Error == nil {
+			logged, _ := ev.Result.(bool)
+			res.Logged.Allowed = &logged
+		}
+		ok, err := e.Allow(ctx, in)
+		if err != nil {
+			res.Replayed.Error = err.Error()
+		} else {
+			res.Replayed.Allowed = &ok
+		}
+		res.Same = res.Logged.Allowed != nil && res.Replayed.Allowed != nil && *res.Logged.Allowed == *res.Replayed.Allowed
+	}
+	if err := emit(w, format, res, func(t *tabwriter.Writer) {
+		fmt.Fprintf(t, "decision %s (%s) of %s, %s", ev.DecisionID, ev.Path, orDash(in.Identity.Username), orDash(in.Request.Action))
+		if in.Workload.RunID != "" {
+			fmt.Fprintf(t, " of run %s", in.Workload.RunID)
+		}
+		fmt.Fprintf(t, ", at %s\n", ev.Timestamp.UTC().Format(time.RFC3339))
+		row(t, "", "LOGGED (broker)", "REPLAYED ("+dir+")")
+		row(t, "policy revision", orDash(res.Logged.PolicyRevision), res.Replayed.PolicyRevision)
+		if query == policy.GrantsQuery {
+			row(t, "mapping revision", orDash(res.Logged.MappingRevision), orDash(res.Replayed.MappingRevision))
+		}
+		row(t, "result", res.Logged.summary(), res.Replayed.summary())
+		t.Flush()
+		if len(ev.Erased) > 0 {
+			fmt.Fprintf(t, "erased from the log, so not replayed: %s\n", strings.Join(ev.Erased, ", "))
+		}
+		if res.Same {
+			fmt.Fprintf(t, "same result; mappings: %s\n", source)
+		} else {
+			fmt.Fprintf(t, "DIFFERENT result; mappings: %s\n", source)
+		}
+	}); err != nil {
+		return err
+	}
+	if explain {
+		return explainQuery(ctx, w, e, dir, query, in, snap)
+	}
 	return nil
 }
