@@ -2,8 +2,10 @@ package examples_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +83,45 @@ func TestIdentityPluginOutOfTree(t *testing.T) {
 	}
 	if code, body := mapRun(t, st.BrokerURL, "t-nobody", "r1"); code != http.StatusUnauthorized {
 		t.Fatalf("map with an unknown token = %d\n%s", code, body)
+	}
+
+	// The same binary next to the built-in Domino provider in one broker:
+	// API keys go to Domino, bearer tokens to the integrator's plugin.
+	domino := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		known := r.Header.Get(brokerapi.HeaderDominoAPIKey) == "dom-key"
+		switch {
+		case r.URL.Path == "/v4/auth/principal" && known:
+			fmt.Fprint(w, `{"canonicalId":"dora-id","canonicalName":"dora","isAdmin":false,"isAnonymous":false}`)
+		case r.URL.Path == "/v4/auth/principal":
+			fmt.Fprint(w, `{"isAnonymous":true}`)
+		case r.URL.Path == "/v4/organizations/self" && known:
+			fmt.Fprint(w, `[{"name":"irsa-iamrole-read-bucket"}]`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer domino.Close()
+	providers := filepath.Join(t.TempDir(), "providers.yaml")
+	if err := os.WriteFile(providers, []byte(`providers:
+  - {name: domino, plugin: domino, headers: [X-Domino-Api-Key], config: {host: "`+domino.URL+`"}}
+  - {name: example, plugin: `+bin+`, headers: [Authorization], config_file: `+cfg+`}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	both := devstacktest.Start(t, devstack.Options{IdentityProviders: providers})
+	if code, body := mapRun(t, both.BrokerURL, "t-dana", "r2"); code != http.StatusOK || !strings.Contains(body, "[profile "+devstack.ExampleRoles["irsa-iamrole-list-bucket"]+"]") {
+		t.Fatalf("bearer token through the example plugin beside Domino = %d\n%s", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, both.BrokerURL+brokerapi.PathMap, strings.NewReader(`{"run_id":"r3"}`))
+	req.Header.Set(brokerapi.HeaderDominoAPIKey, "dom-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "[profile "+devstack.ExampleRoles["irsa-iamrole-read-bucket"]+"]") {
+		t.Fatalf("API key through the built-in Domino provider beside the example = %d\n%s", resp.StatusCode, b)
 	}
 }
 

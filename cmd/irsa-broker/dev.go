@@ -23,6 +23,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.IdentityPlugin, "identity-plugin", "static", "identity provider, run as a plugin process: domino, oidc, static or the path of a plugin binary")
 	fs.StringVar(&o.IdentityPluginSHA256, "identity-plugin-sha256", "", "expected SHA-256 (hex) of a plugin binary given by path")
 	fs.StringVar(&o.IdentityConfig, "identity-config", "", "YAML file handed to the identity plugin (default for static: --identity-file)")
+	fs.StringVar(&o.IdentityProviders, "identity-providers", "", "YAML file of several identity providers tried in order (docs/plugins.md); replaces --identity-plugin and --identity-config")
 	fs.StringVar(&o.PolicyDir, "policy-dir", "", "directory of Rego policies that add to or replace the defaults")
 	fs.BoolVar(&o.Empty, "empty", false, "start without the example mappings")
 	fs.StringVar(&o.AccessKeyID, "aws-access-key-id", devstack.DefaultAccessKeyID, "access key the simulator accepts for the EKS account")

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/irsa-broker/irsa-broker/plugins/builtin"
+	"github.com/irsa-broker/irsa-broker/plugins/builtin/builtintest"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
 )
 
@@ -25,8 +26,8 @@ import (
 const hostEnv = "IRSA_IDENTITY_TEST_HOST"
 
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == "plugin" && os.Getenv(sdk.Handshake.MagicCookieKey) != "" {
-		servePlugin(os.Args[2])
+	if name, ok := builtintest.PluginName(); ok {
+		servePlugin(name)
 		os.Exit(0)
 	}
 	if len(os.Args) == 1 && os.Getenv(sdk.Handshake.MagicCookieKey) != "" { // started by path: a third-party plugin

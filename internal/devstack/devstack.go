@@ -61,6 +61,10 @@ type Options struct {
 	IdentityPluginSHA256 string
 	// IdentityConfig is the YAML file handed to the plugin (default: IdentityFile).
 	IdentityConfig string
+	// IdentityProviders, when set, is an --identity-providers file: several
+	// providers, each its own plugin process, as serve runs them; it
+	// replaces IdentityPlugin and IdentityConfig.
+	IdentityProviders string
 	PolicyDir      string
 	Empty          bool // no seeded mappings
 	AccessKeyID    string
@@ -200,6 +204,11 @@ func (s *Stack) config(o Options) config.Serve {
 	if c.IdentityConfig == "" && o.IdentityPlugin == static.Name {
 		c.IdentityConfig = o.IdentityFile
 	}
+	if o.IdentityProviders != "" {
+		d := config.Defaults() // the single-provider flags left at their defaults
+		c.IdentityPlugin, c.IdentityPluginSHA256, c.IdentityConfig = d.IdentityPlugin, d.IdentityPluginSHA256, d.IdentityConfig
+		c.IdentityProvidersFile = o.IdentityProviders
+	}
 	if o.RequestTimeout > 0 {
 		c.RequestTimeout = o.RequestTimeout
 	}
@@ -236,6 +245,8 @@ func (s *Stack) identityProvider(ctx context.Context, o Options, e *wire.Edges) 
 		s.Users = f.Users
 	}
 	switch {
+	case o.IdentityProviders != "":
+		s.Users = nil // the banner's users are the static provider's only
 	case o.IdentityPlugin == "":
 		p := static.New()
 		e.Identity = p
