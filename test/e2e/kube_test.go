@@ -205,9 +205,11 @@ func TestOneServicePerComputeNamespace(t *testing.T) {
 		code, body := readyz()
 		return code == http.StatusServiceUnavailable && strings.Contains(body, `"one-service-per-namespace":"failing"`) && strings.Contains(body, `"workloads":"ok"`)
 	})
-	if !strings.Contains(b.logText(), "wired to another IRSA service, irsa-svc.v18-field (pod old)") {
-		t.Fatal("the log does not say which service and pod hold the broker back")
-	}
+	// The reason is in the log (written as /readyz answers; read from the
+	// process's output as it comes).
+	eventually(t, "the log to name the service and pod that hold the broker back", func() bool {
+		return strings.Contains(b.logText(), "wired to another IRSA service, irsa-svc.v18-field (pod old)")
+	})
 	deletePod(t, old)
 	eventually(t, "ready once the other service's pod is gone", func() bool { code, _ := readyz(); return code == http.StatusOK })
 }
