@@ -53,6 +53,8 @@ type Service interface {
 	DeleteMapping(ctx context.Context, caller sdk.Identity, org, requestID string) error
 	CreateServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error
 	DeleteServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error
+	// Trust lists the proxy-role pools and what their members hold (admin).
+	Trust(ctx context.Context, caller sdk.Identity, requestID string) (broker.TrustState, error)
 }
 
 // Options configure the HTTP handler.

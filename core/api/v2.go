@@ -21,6 +21,23 @@ func (h *handler) v2Routes(r chi.Router) {
 	r.Get(brokerapi.PathV2Mappings+"/{org}", h.handle(h.getMapping))
 	r.Put(brokerapi.PathV2Mappings+"/{org}", h.handle(h.putMapping))
 	r.Delete(brokerapi.PathV2Mappings+"/{org}", h.handle(h.deleteMapping))
+	r.Get(PathV2Trust, h.handle(h.trust))
+}
+
+// PathV2Trust lists the proxy-role pools, their members and subjects (admin).
+const PathV2Trust = brokerapi.PathV2 + "/trust"
+
+func (h *handler) trust(w http.ResponseWriter, r *http.Request) error {
+	id, err := h.caller(r)
+	if err != nil {
+		return err
+	}
+	st, err := h.svc.Trust(r.Context(), id, RequestID(r.Context()))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 // MappingV2 is a mapping in the /v2 schema.

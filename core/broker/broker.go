@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -80,6 +80,13 @@ type Options struct {
 	// is stored (the trust writer checks them again before every write).
 	ProxyRoles      ProxyRoles
 	ServiceAccounts ServiceAccounts
+	// Pools, optional, places subjects on proxy-role pools (nil: a pool's
+	// subjects all go to its first member, as to a single role).
+	Pools PoolPlacer
+	// PoolInspector, optional, reads pools for Trust (/v2/trust).
+	PoolInspector PoolInspector
+	// Pods, optional, names the runs and users behind subjects in Trust.
+	Pods Pods
 	// LegacySubjects renders subjects as the previous service did:
 	// "*:<ns>:<sa>" instead of "system:serviceaccount:<ns>:<sa>".
 	LegacySubjects bool
@@ -184,19 +191,29 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	if err != nil {
 		return MapResult{}, fmt.Errorf("policy: %w", err)
 	}
-	res = MapResult{Grants: dec.Grants, Workload: w, DecisionID: dec.ID, Subject: s.subject(w)}
+	res = MapResult{Grants: withPools(dec.Grants, snap), Workload: w, DecisionID: dec.ID, Subject: s.subject(w)}
 	// Render before touching IAM: a grant that cannot be rendered changes nothing.
-	pairs := model.Pairs(dec.Grants)
+	pairs := model.Pairs(res.Grants)
 	if res.Config, err = s.render(pairs, req.Caller.Username); err != nil {
 		return MapResult{}, err
 	}
-	proxies := model.ProxyRolesToUpdate(pairs)
-	if req.DryRun || len(proxies) == 0 {
+	targets := targetsOf(pairs)
+	if req.DryRun || len(targets) == 0 {
 		return res, nil
 	}
-	if err := s.ensureAll(ctx, proxies, res.Subject); err != nil {
+	if err := s.place(ctx, targets, res.Subject); err != nil {
 		return MapResult{}, err
 	}
+	// The config names, for each pool, the member that holds the subject.
+	if res.Config, err = s.render(placedPairs(pairs, targets), req.Caller.Username); err != nil {
+		return MapResult{}, err
+	}
+	var proxies []string
+	for _, t := range targets {
+		proxies = append(proxies, t.role)
+	}
+	slices.Sort(proxies)
+	proxies = slices.Compact(proxies)
 	res.TrustUpdated = proxies
 	s.log.Info("mapped workload", "request_id", req.RequestID, "run_id", req.RunID, "user", req.Caller.Username,
 		"subject", res.Subject, "roles", proxies, "decision_id", dec.ID)
@@ -250,41 +267,19 @@ func (s *Service) render(roles []model.RolePair, username string) (awsconfig.Con
 	return cfg, nil
 }
 
-// ensureAll writes the subject to every proxy role concurrently; the trust
-// writer coalesces with other requests touching the same roles. If any role
-// fails, the subject is taken out again from the roles where this request
-// added it, so a failed request leaves no half-applied grant
-// (docs/design/map-atomicity.md).
-func (s *Service) ensureAll(ctx context.Context, proxies []string, subject string) error {
-	errs := make([]error, len(proxies))
-	added := make([]bool, len(proxies))
-	var wg sync.WaitGroup
-	for i, p := range proxies {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			added[i], errs[i] = s.o.Trust.EnsureAdded(ctx, p, subject)
-		}()
-	}
-	wg.Wait()
-	err := errors.Join(errs...)
-	if err == nil {
-		return nil
-	}
-	// Undo with a context of its own: the request's may be what failed.
-	undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	for i, p := range proxies {
-		if errs[i] != nil || !added[i] {
-			continue
-		}
-		if uerr := s.o.Trust.Remove(undoCtx, p, subject); uerr != nil {
-			s.log.Error("could not undo a partial mapping; the subject stays until the run ends", "role", p, "subject", subject, "error", uerr)
-		} else {
-			s.log.Info("undid a partial mapping", "role", p, "subject", subject)
+// withPools gives each grant the proxy pool of the mapping pair it came
+// from: policies see and return pairs without pools (docs/design/pools.md).
+func withPools(grants []model.Grant, snap model.Snapshot) []model.Grant {
+	out := grants
+	for i, g := range grants {
+		if pg := snap.PoolOf(g); pg.ProxyPool != g.ProxyPool {
+			if &out[0] == &grants[0] {
+				out = slices.Clone(grants)
+			}
+			out[i] = pg
 		}
 	}
-	return err
+	return out
 }
 
 // subject renders the trust-policy subject of w's service account.
@@ -307,6 +302,7 @@ func (s *Service) MyGrants(ctx context.Context, caller sdk.Identity, requestID s
 	if err != nil {
 		return policy.Decision{}, model.Snapshot{}, fmt.Errorf("policy: %w", err)
 	}
+	dec.Grants = withPools(dec.Grants, snap)
 	return dec, snap, nil
 }
 
@@ -359,11 +355,25 @@ func (s *Service) verifyProxyRoles(ctx context.Context, m model.Mapping) error {
 		if !p.UpdateTrustPolicy {
 			continue
 		}
-		if err := s.o.ProxyRoles.Verify(ctx, p.ProxyIAMRoleARN); err != nil {
-			if len(m.Pairs) > 1 {
-				return model.Prefix(fmt.Sprintf("role pair %d: proxy_iam_role_arn", i+1), err)
+		// Every static member of a pool, and an elastic pool's template.
+		roles := []struct{ field, arn string }{}
+		for j, r := range p.ProxyMembers() {
+			f := "proxy_iam_role_arn"
+			if j > 0 {
+				f = fmt.Sprintf("proxy_pool.members[%d]", j)
 			}
-			return model.Prefix("proxy_iam_role_arn", err)
+			roles = append(roles, struct{ field, arn string }{f, r})
+		}
+		if p.ProxyPool != nil && p.ProxyPool.Elastic != nil {
+			roles = append(roles, struct{ field, arn string }{"proxy_pool.elastic.template_role_arn", p.ProxyPool.Elastic.TemplateRoleARN})
+		}
+		for _, r := range roles {
+			if err := s.o.ProxyRoles.Verify(ctx, r.arn); err != nil {
+				if len(m.Pairs) > 1 {
+					return model.Prefix(fmt.Sprintf("role pair %d: %s", i+1, r.field), err)
+				}
+				return model.Prefix(r.field, err)
+			}
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,9 @@ type CleanerOptions struct {
 	Interval time.Duration
 	Audit    Auditor
 	Logger   hclog.Logger
+	// AfterReconcile, optional, runs after each full reconcile (the
+	// deletion of elastic pool members that stayed empty).
+	AfterReconcile func(ctx context.Context) error
 }
 
 // Cleaner takes subjects out of proxy-role trust policies once no live pod
@@ -162,6 +166,11 @@ func (c *Cleaner) Reconcile(ctx context.Context) (int, error) {
 		return model.Pod{Namespace: ps.Namespace, ServiceAccount: ps.ServiceAccount}, true
 	})
 	c.log.Debug("reconciled", "removed", n, "error", err)
+	if c.o.AfterReconcile != nil && ctx.Err() == nil {
+		if aerr := c.o.AfterReconcile(ctx); aerr != nil {
+			c.log.Error("after reconcile", "error", aerr)
+		}
+	}
 	return n, err
 }
 
@@ -249,6 +258,37 @@ func ManagedProxyRoles(store MappingStore) func(ctx context.Context) ([]string, 
 			return nil, err
 		}
 		return snap.ProxyRolesToUpdate(), nil
+	}
+}
+
+// PoolMembers lists a pool's members, static and created (*trust.Pools).
+type PoolMembers interface {
+	Members(ctx context.Context, pair model.RolePair) ([]string, error)
+}
+
+// ManagedPoolRoles is ManagedProxyRoles with the members elastic pools
+// created (listed in IAM under each pool's path): clean-up sweeps every
+// member of every pool. A pool that cannot be listed is swept by its static
+// members and the error is returned with the roles.
+func ManagedPoolRoles(store MappingStore, pools PoolMembers) func(ctx context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		snap, err := store.Snapshot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		roles := snap.ProxyRolesToUpdate()
+		for _, p := range snap.Pools() {
+			if p.ProxyPool == nil || p.ProxyPool.Elastic == nil {
+				continue
+			}
+			members, err := pools.Members(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			roles = append(roles, members...)
+		}
+		sort.Strings(roles)
+		return slices.Compact(roles), nil
 	}
 }
 

@@ -64,3 +64,36 @@ func (e *Events) Record(c model.TrustChange) {
 	}
 	e.rec.AnnotatedEventf(ref, map[string]string{AnnotationRole: c.Role}, corev1.EventTypeNormal, reason, "%s", msg)
 }
+
+// Event reasons of trust-policy fill.
+const (
+	ReasonRoleNearlyFull = "TrustPolicyNearlyFull"
+	ReasonPoolNearlyFull = "ProxyPoolNearlyFull"
+)
+
+// FillAlert returns what the trust writer and the pools call when a proxy
+// role ("role") or a pool ("pool") passes 80 % of its capacity: a warning
+// log line and a Warning Event on the mapping ConfigMap namespace/name, the
+// object through which admins add members to pools.
+func (e *Events) FillAlert(namespace, name string) func(kind, subject string, ratio float64) {
+	return func(kind, subject string, ratio float64) {
+		reason, what := ReasonRoleNearlyFull, "the trust policy of proxy role "+subject
+		if kind == "pool" {
+			reason, what = ReasonPoolNearlyFull, "proxy pool "+subject
+		}
+		msg := fmt.Sprintf("%s is %.0f%% full; add proxy roles to its pool (or make the pool elastic) before maps fail with 409", what, ratio*100)
+		e.log.Warn("trust capacity nearly used", "kind", kind, "name", subject, "fill_ratio", ratio)
+		if e.rec == nil {
+			return
+		}
+		ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Namespace: namespace, Name: name}
+		annotations := map[string]string{AnnotationRole: subject}
+		if kind == "pool" {
+			annotations = map[string]string{AnnotationPool: subject}
+		}
+		e.rec.AnnotatedEventf(ref, annotations, corev1.EventTypeWarning, reason, "%s", msg)
+	}
+}
+
+// AnnotationPool names the proxy pool an Event is about.
+const AnnotationPool = "irsa-broker.io/pool"

@@ -291,3 +291,12 @@ func (p RolePair) PoolKey() string {
 	}
 	return b.String()
 }
+
+// RoleTrust is what one proxy role's trust policy holds as IAM has it.
+type RoleTrust struct {
+	Role     string
+	Subjects []string
+	// Size is the policy's length as IAM counts it; Quota the account's
+	// AssumeRolePolicySizeQuota.
+	Size, Quota int
+}

@@ -119,29 +119,22 @@ func (w *Writer) DeleteIfEmpty(ctx context.Context, role string, del func(ctx co
 	return req.deleted, nil
 }
 
-// RoleState is a role's trust policy as IAM holds it now.
-type RoleState struct {
-	Role        string
-	Subjects    []string
-	Size, Quota int
-}
-
 // Inspect reads the role's trust policy now (GetRole; no lock, no write) and
 // the account's size quota.
-func (w *Writer) Inspect(ctx context.Context, role string) (RoleState, error) {
+func (w *Writer) Inspect(ctx context.Context, role string) (model.RoleTrust, error) {
 	arn, err := w.check(role)
 	if err != nil {
-		return RoleState{}, err
+		return model.RoleTrust{}, err
 	}
 	quota, err := w.api.TrustPolicySizeQuota(ctx)
 	if err != nil {
-		return RoleState{}, fmt.Errorf("trust: reading the trust-policy size quota: %w", err)
+		return model.RoleTrust{}, fmt.Errorf("trust: reading the trust-policy size quota: %w", err)
 	}
 	doc, err := w.read(ctx, arn)
 	if err != nil {
-		return RoleState{}, err
+		return model.RoleTrust{}, err
 	}
-	return RoleState{Role: arn.String(), Subjects: doc.Subjects(), Size: doc.Size(), Quota: quota}, nil
+	return model.RoleTrust{Role: arn.String(), Subjects: doc.Subjects(), Size: doc.Size(), Quota: quota}, nil
 }
 
 // ManagedTemplate returns the trust policy a new member of a pool starts

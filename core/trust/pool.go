@@ -101,7 +101,7 @@ type templateCache struct {
 }
 
 // Placement is where a subject was placed.
-type Placement struct {
+type placement struct {
 	Role  string // the member that holds the subject
 	Added bool   // this call wrote it there
 }
@@ -180,27 +180,41 @@ func NewPools(o PoolOptions) *Pools {
 }
 
 // Place makes subject trusted by one member of pair's proxy pool and says
-// which. A pair without a pool is a pool of one: the subject goes to its
-// proxy role, exactly as before pools.
-func (p *Pools) Place(ctx context.Context, pair model.RolePair, subject string) (Placement, error) {
+// which (role), and whether this call wrote it there (added). A pair
+// without a pool is a pool of one: the subject goes to its proxy role,
+// exactly as before pools.
+func (p *Pools) Place(ctx context.Context, pair model.RolePair, subject string) (role string, added bool, err error) {
 	if !pair.IsPool() {
 		added, err := p.o.Ensure.EnsureAdded(ctx, pair.ProxyIAMRoleARN, subject)
 		if err != nil {
-			return Placement{}, err
+			return "", false, err
 		}
-		return Placement{Role: pair.ProxyIAMRoleARN, Added: added}, nil
+		return pair.ProxyIAMRoleARN, added, nil
 	}
 	name := pair.PoolName()
 	pl, result, err := p.place(ctx, pair, subject)
 	p.m.placements.WithLabelValues(name, result).Inc()
 	p.observe(pair, len(subject))
-	return pl, err
+	return pl.Role, pl.Added, err
 }
 
-func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) (Placement, string, error) {
+// Inspect reads one member's trust policy now (the writer's Inspect).
+func (p *Pools) Inspect(ctx context.Context, role string) (model.RoleTrust, error) {
+	return p.w.Inspect(ctx, role)
+}
+
+// RolesUsage is the account's role count and roles quota; zeros without IAM.
+func (p *Pools) RolesUsage(ctx context.Context) (used, quota int, err error) {
+	if p.o.IAM == nil {
+		return 0, 0, nil
+	}
+	return p.o.IAM.RolesUsage(ctx)
+}
+
+func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) (placement, string, error) {
 	members, err := p.Members(ctx, pair)
 	if err != nil {
-		return Placement{}, "error", err
+		return placement{}, "error", err
 	}
 	// 1. A member that holds the subject keeps it (one pass over all members).
 	held, errs := p.w.Lookup(ctx, members, subject, p.o.Fresh)
@@ -213,9 +227,9 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 		}
 		added, err := p.o.Ensure.EnsureAdded(ctx, members[i], subject)
 		if err != nil {
-			return Placement{}, "error", err
+			return placement{}, "error", err
 		}
-		return Placement{Role: members[i], Added: added}, "existing", nil
+		return placement{Role: members[i], Added: added}, "existing", nil
 	}
 	// 2. A new subject goes to the first member with room.
 	tried := map[string]bool{}
@@ -230,14 +244,14 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 				canGrow = false
 				role = p.pick(members, len(subject), tried, true)
 			case err != nil:
-				return Placement{}, resultOf(err), err
+				return placement{}, resultOf(err), err
 			default:
 				members = grown
 				continue
 			}
 		}
 		if role == "" {
-			return Placement{}, "full", p.fullError(pair, len(members))
+			return placement{}, "full", p.fullError(pair, len(members))
 		}
 		added, err := p.o.Ensure.EnsureAdded(ctx, role, subject)
 		var size *SizeError
@@ -251,11 +265,11 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 			p.forget(pair)
 			continue
 		case err != nil:
-			return Placement{}, "error", err
+			return placement{}, "error", err
 		}
-		return Placement{Role: role, Added: added}, "placed", nil
+		return placement{Role: role, Added: added}, "placed", nil
 	}
-	return Placement{}, "full", p.fullError(pair, len(members))
+	return placement{}, "full", p.fullError(pair, len(members))
 }
 
 func resultOf(err error) string {

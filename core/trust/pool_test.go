@@ -16,6 +16,17 @@ import (
 
 // keyLocker is a lock per key shared by several writers: what the per-role
 // Lease is across replicas.
+// placement is a result of Pools.Place.
+type placement struct {
+	Role  string
+	Added bool
+}
+
+func place(p *trust.Pools, pair model.RolePair, sub string) (placement, error) {
+	role, added, err := p.Place(context.Background(), pair, sub)
+	return placement{role, added}, err
+}
+
 type keyLocker struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -63,13 +74,13 @@ func TestPoolPlacesAcrossMembersUntilFull(t *testing.T) {
 
 	const n = 120 // more than three members hold (about 33 each)
 	var wg sync.WaitGroup
-	placed := make([]trust.Placement, n)
+	placed := make([]placement, n)
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			placed[i], errs[i] = pools.Place(context.Background(), pair, subject(fmt.Sprintf("run-%03d", i)))
+			placed[i], errs[i] = place(pools, pair, subject(fmt.Sprintf("run-%03d", i)))
 		}()
 	}
 	wg.Wait()
@@ -126,7 +137,7 @@ func TestPoolPlacesAcrossMembersUntilFull(t *testing.T) {
 	}
 	other := trust.NewPools(trust.PoolOptions{Writer: trust.NewWriter(e.client(t), trust.WriterOptions{OIDCProvider: provider})})
 	for _, p := range []*trust.Pools{pools, other} {
-		got, err := p.Place(context.Background(), pair, sub)
+		got, err := place(p, pair, sub)
 		if err != nil || got.Role != members[2] || got.Added {
 			t.Fatalf("re-place of %s = %+v, %v; want it to stay on %s", sub, got, err, members[2])
 		}
@@ -155,7 +166,7 @@ func TestPoolReplicasAgree(t *testing.T) {
 	const runs = 60
 	type result struct {
 		sub string
-		pl  trust.Placement
+		pl  placement
 		err error
 	}
 	results := make(chan result, runs*3)
@@ -166,7 +177,7 @@ func TestPoolReplicasAgree(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				sub := subject(fmt.Sprintf("run-%03d", i))
-				pl, err := replicas[(i+r)%3].Place(context.Background(), pair, sub)
+				pl, err := place(replicas[(i+r)%3], pair, sub)
 				results <- result{sub, pl, err}
 			}()
 		}
@@ -251,12 +262,12 @@ func TestElasticPoolGrowsAndShrinks(t *testing.T) {
 	const n = 110 // the static member (about 33) and three created ones
 	var wg sync.WaitGroup
 	errs := make([]error, n)
-	placed := make([]trust.Placement, n)
+	placed := make([]placement, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			placed[i], errs[i] = pools.Place(context.Background(), pair, subject(fmt.Sprintf("run-%03d", i)))
+			placed[i], errs[i] = place(pools, pair, subject(fmt.Sprintf("run-%03d", i)))
 		}()
 	}
 	wg.Wait()
@@ -304,7 +315,7 @@ func TestElasticPoolGrowsAndShrinks(t *testing.T) {
 		if i > 100 {
 			t.Fatal("the pool never filled")
 		}
-		_, err = pools.Place(context.Background(), pair, subject(fmt.Sprintf("overflow-%03d", i)))
+		_, _, err = pools.Place(context.Background(), pair, subject(fmt.Sprintf("overflow-%03d", i)))
 	}
 	if k, code, msg := model.Classify(err); k != model.KindConflict || code != "proxy_pool_full" || !strings.Contains(msg, "proxy pool acme") {
 		t.Fatalf("overflow: %v (%v %s %s)", err, k, code, msg)
@@ -350,7 +361,7 @@ func TestElasticMemberNotDeletedWhileHoldingASubject(t *testing.T) {
 	pools := trust.NewPools(trust.PoolOptions{Writer: w, IAM: client, Now: clock.Now, Fresh: time.Second})
 	// Fill the static member so that the next subject needs a created one.
 	for i := 0; ; i++ {
-		pl, err := pools.Place(context.Background(), pair, subject(fmt.Sprintf("run-%03d", i)))
+		pl, err := place(pools, pair, subject(fmt.Sprintf("run-%03d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,7 +401,7 @@ func TestElasticPoolRolesQuota(t *testing.T) {
 	pools := trust.NewPools(trust.PoolOptions{Writer: w, IAM: client})
 	var err error
 	for i := 0; err == nil; i++ {
-		_, err = pools.Place(context.Background(), pair, subject(fmt.Sprintf("run-%03d", i)))
+		_, _, err = pools.Place(context.Background(), pair, subject(fmt.Sprintf("run-%03d", i)))
 		if i > 100 {
 			t.Fatal("the pool never filled")
 		}

@@ -140,16 +140,21 @@ func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (_ 
 	} else {
 		log.Warn("workloads are resolved without Kubernetes: a run is trusted to belong to its caller")
 	}
+	wopts.Alert = b.fillAlert(g)
 	writer := trust.NewWriter(iamClient, wopts)
 	g.trust = writer
 	if g.audit != nil {
 		g.trust = &broker.AuditedTrust{Next: writer, Pods: g.pods, Audit: g.audit}
-		if err := b.cleaner(cs, writer, store, g); err != nil {
+	}
+	pools := b.pools(writer, iamClient, g, wopts.Locker)
+	if g.audit != nil {
+		if err := b.cleaner(cs, writer, store, g, pools); err != nil {
 			return nil, err
 		}
 	}
 	if b.Service, err = broker.New(broker.Options{
 		Auth: auth, Workloads: g.workloads, Policy: b.Policy, Mappings: store, Trust: g.trust, ProxyRoles: writer,
+		Pools: pools, PoolInspector: pools, Pods: podsOf(g),
 		ServiceAccounts: g.sas, LegacySubjects: cfg.LegacySubjects,
 		Render:                  awsconfig.Options{TokenFile: cfg.TokenFile, Region: cfg.ConfigRegion, DurationSeconds: cfg.DurationSeconds},
 		RoleSessionNameFromUser: cfg.RoleSessionNameFromUser,
@@ -267,11 +272,11 @@ func (b *Broker) kubernetes(cs kubernetes.Interface, g *graph, wopts *trust.Writ
 
 // cleaner starts, in the background, the pod cache and then clean-up: on
 // the elected leader only, unless leader election is off.
-func (b *Broker) cleaner(cs kubernetes.Interface, writer *trust.Writer, store broker.MappingStore, g graph) error {
+func (b *Broker) cleaner(cs kubernetes.Interface, writer *trust.Writer, store broker.MappingStore, g graph, pools *trust.Pools) error {
 	cfg := b.cfg
 	c, err := broker.NewCleaner(broker.CleanerOptions{
-		Pods: g.pods, Trust: writer, Roles: broker.ManagedProxyRoles(store), LegacySubjects: cfg.LegacySubjects,
-		Interval: cfg.CleanupInterval, Audit: g.audit, Logger: b.log,
+		Pods: g.pods, Trust: writer, Roles: broker.ManagedPoolRoles(store, pools), LegacySubjects: cfg.LegacySubjects,
+		Interval: cfg.CleanupInterval, Audit: g.audit, Logger: b.log, AfterReconcile: shrinkPools(store, pools),
 	})
 	if err != nil {
 		return err
