@@ -82,7 +82,10 @@ func fetchState(ctx context.Context, c *client) (state, error) {
 	var legacy struct {
 		All map[string]json.RawMessage `json:"all_role_mappings"`
 	}
-	if err := c.do(ctx, http.MethodGet, brokerapi.PathRoleMappings, nil, &legacy); err != nil {
+	// ?shape=seed: the shape that tells which orgs are lists, whatever the
+	// site serves its v1.8 clients (--legacy-get-shape); brokers before the
+	// parameter ignore it and answer in that shape anyway.
+	if err := c.do(ctx, http.MethodGet, brokerapi.PathRoleMappings+"?shape=seed", nil, &legacy); err != nil {
 		return state{}, err
 	}
 	st := state{revision: v2.Revision, byOrg: make(map[string]model.Mapping, len(v2.Mappings))}

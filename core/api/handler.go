@@ -71,6 +71,9 @@ type Options struct {
 	Status func() any
 	// Decisions, optional, serves GET /v2/decisions (admins; 404 when nil).
 	Decisions Decisions
+	// LegacyGetShape is the shape of GET /role_mappings and
+	// /my_role_mappings: LegacyShapeSeed (default) or LegacyShapeV18.
+	LegacyGetShape string
 	// Extra mounts additional routes (the dev stack's /dev endpoints).
 	Extra func(r chi.Router)
 }

@@ -104,6 +104,10 @@ func legacyGrouped(grants []model.Grant, snap model.Snapshot) map[string]any {
 }
 
 func (h *handler) myRoleMappings(w http.ResponseWriter, r *http.Request) error {
+	shape, err := h.legacyGetShape(r)
+	if err != nil {
+		return err
+	}
 	id, err := h.caller(r)
 	if err != nil {
 		return err
@@ -112,21 +116,74 @@ func (h *handler) myRoleMappings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if shape == LegacyShapeV18 {
+		items := make([]v18Item, 0, len(dec.Grants))
+		for _, g := range dec.Grants {
+			items = append(items, v18Item{DominoOrg: g.Org, RolePair: g.RolePair})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"my_role_mappings": items})
+		return nil
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"my_role_mappings": legacyGrouped(dec.Grants, snap)})
 	return nil
 }
 
 func (h *handler) roleMappings(w http.ResponseWriter, r *http.Request) error {
+	shape, err := h.legacyGetShape(r)
+	if err != nil {
+		return err
+	}
 	snap, err := h.adminSnapshot(r)
 	if err != nil {
 		return err
 	}
 	all := make(map[string]any, len(snap.Mappings))
 	for org, m := range snap.Mappings {
+		if shape == LegacyShapeV18 {
+			items := make([]v18Item, 0, len(m.Pairs))
+			for _, p := range m.Pairs {
+				items = append(items, v18Item{DominoOrg: org, RolePair: p})
+			}
+			all[org] = items
+			continue
+		}
 		all[org] = legacyShape(m)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"all_role_mappings": all})
 	return nil
+}
+
+// The shapes of the legacy GETs (/role_mappings, /my_role_mappings).
+const (
+	// LegacyShapeSeed: an org's mapping is one object, or a list for
+	// multi-role orgs; my_role_mappings is an object keyed by org.
+	LegacyShapeSeed = "seed"
+	// LegacyShapeV18: every org's mapping is a list, and my_role_mappings is
+	// a list; every item carries its domino_org (what v1.8's clients read).
+	LegacyShapeV18 = "v1.8"
+)
+
+// v18Item is a role pair in the v1.8 shapes.
+type v18Item struct {
+	DominoOrg string `json:"domino_org"`
+	model.RolePair
+}
+
+// legacyGetShape is the shape a legacy GET answers in: ?shape= when the
+// caller names one (irsactl asks for seed, whatever the site's default),
+// else the broker's --legacy-get-shape.
+func (h *handler) legacyGetShape(r *http.Request) (string, error) {
+	shape := r.URL.Query().Get("shape")
+	if shape == "" {
+		shape = h.o.LegacyGetShape
+	}
+	switch shape {
+	case "", LegacyShapeSeed:
+		return LegacyShapeSeed, nil
+	case LegacyShapeV18:
+		return LegacyShapeV18, nil
+	}
+	return "", badRequest("invalid_parameter", "shape must be seed or v1.8")
 }
 
 // adminSnapshot authenticates the caller and reads every mapping (admin).

@@ -51,6 +51,8 @@ type Serve struct {
 	CABundleMap      string
 	OIDCProvider     string
 	LegacySubjects   bool
+	// LegacyGetShape is the shape of the legacy GETs: seed or v1.8.
+	LegacyGetShape string
 
 	Workloads              string // kubernetes | caller
 	RequirePodToken        bool
@@ -120,6 +122,7 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CABundleMap, "ca-bundle-configmap", "", "name of the ConfigMap of the compute namespace that holds --ca-bundle-file's certificates (key ca.crt); the broker creates it and never overwrites one it did not create")
 	fs.StringVar(&c.ServiceURL, "service-url", "", "the URL workloads reach this broker at (their DOMINO_IRSA_ENDPOINT, e.g. https://irsa-svc.domino-field); when set, a replica does not become ready while live pods of the compute namespace are wired to another IRSA service (one service per compute namespace)")
 	fs.StringVar(&c.OIDCProvider, "oidc-provider", "", "the cluster's OIDC provider as IAM names it, e.g. oidc.eks.us-west-2.amazonaws.com/id/ABC (required)")
+	fs.StringVar(&c.LegacyGetShape, "legacy-get-shape", "seed", "shape of GET /role_mappings and /my_role_mappings: seed (an org is one object, or a list when multi-role; my_role_mappings keyed by org) or v1.8 (every org a list, my_role_mappings a list, items with domino_org), for clients written for v1.8")
 	fs.BoolVar(&c.LegacySubjects, "legacy-subjects", false, "write subjects as *:<ns>:<sa> like the previous service (default: exact system:serviceaccount:<ns>:<sa>)")
 
 	fs.StringVar(&c.Workloads, "workloads", "kubernetes", "how runs are resolved: kubernetes (pods labelled with the run id, owner checked) or caller (no Kubernetes: every run belongs to its caller; development only)")
@@ -205,6 +208,9 @@ func (c *Serve) Validate() error {
 		}
 	default:
 		errs = append(errs, "--workloads must be kubernetes or caller")
+	}
+	if c.LegacyGetShape != "seed" && c.LegacyGetShape != "v1.8" {
+		errs = append(errs, "--legacy-get-shape must be seed or v1.8")
 	}
 	if c.DecisionLog == "" {
 		errs = append(errs, "--decision-log must be off, stdout or a file")

@@ -171,6 +171,7 @@ func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (_ 
 	if ring != nil {
 		opts.Decisions = ring
 	}
+	opts.LegacyGetShape = cfg.LegacyGetShape
 	b.Handler = api.NewHandler(opts)
 	return b, nil
 }
