@@ -122,6 +122,26 @@ func TestV18ValuesRender(t *testing.T) {
 	}
 }
 
+// TestLegacyGetShapeValue: broker.legacyGetShape reaches the broker's
+// --legacy-get-shape (seed by default, v1.8 on request); other values are
+// refused by the schema.
+func TestLegacyGetShapeValue(t *testing.T) {
+	for set, want := range map[string]string{"": "--legacy-get-shape=seed", "broker.legacyGetShape=v1.8": "--legacy-get-shape=v1.8"} {
+		args := []string{"-f", "testdata/v1.8-values.yaml"}
+		if set != "" {
+			args = append(args, "--set", set)
+		}
+		d := find(render(t, args...), "Deployment", "irsa")
+		containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		if a := fmt.Sprint(containers[0].(map[string]any)["args"]); !strings.Contains(a, want) {
+			t.Errorf("%q: args %s lack %s", set, a, want)
+		}
+	}
+	if _, err := helm(t, "template", "irsa", chart, "-f", "testdata/v1.8-values.yaml", "--set", "broker.legacyGetShape=list"); err == nil || !strings.Contains(err.Error(), "legacyGetShape") {
+		t.Errorf("legacyGetShape=list: %v", err)
+	}
+}
+
 // A missing or wrong required value fails with the key's name.
 func TestSchemaNamesTheKey(t *testing.T) {
 	for key, set := range map[string][]string{
