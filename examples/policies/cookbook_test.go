@@ -93,7 +93,7 @@ func TestCookbook(t *testing.T) {
 func TestCookbookServed(t *testing.T) {
 	ctx := context.Background()
 	snap := model.Snapshot{Revision: "1", Mappings: map[string]model.Mapping{
-		"irsa-iamrole-read-bucket": {Org: "irsa-iamrole-read-bucket", Pairs: []model.RolePair{{IAMRoleARN: "arn:aws:iam::524112250363:role/acme-read-bucket-role", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/acme-read-bucket-role", UpdateTrustPolicy: true}}},
+		"irsa-iamrole-read-bucket":   {Org: "irsa-iamrole-read-bucket", Pairs: []model.RolePair{{IAMRoleARN: "arn:aws:iam::524112250363:role/acme-read-bucket-role", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/acme-read-bucket-role", UpdateTrustPolicy: true}}},
 		"irsa-iamrole-update-bucket": {Org: "irsa-iamrole-update-bucket", Pairs: []model.RolePair{{IAMRoleARN: "arn:aws:iam::524112250363:role/acme-update-bucket-role", ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/acme-update-bucket-role", UpdateTrustPolicy: true}}},
 	}}
 	e, err := policy.New(ctx, policy.Options{PolicyDir: "identity-provider"})
