@@ -65,11 +65,11 @@ type Options struct {
 	// providers, each its own plugin process, as serve runs them; it
 	// replaces IdentityPlugin and IdentityConfig.
 	IdentityProviders string
-	PolicyDir      string
-	Empty          bool // no seeded mappings
-	AccessKeyID    string
-	SecretKey      string
-	Logger         hclog.Logger
+	PolicyDir         string
+	Empty             bool // no seeded mappings
+	AccessKeyID       string
+	SecretKey         string
+	Logger            hclog.Logger
 	// DeniedIAMActions are refused to the broker's IAM key (tests of IAM refusals),
 	// e.g. "iam:UpdateAssumeRolePolicy".
 	DeniedIAMActions []string
