@@ -41,9 +41,10 @@ test: testenv ## Run every test with the race detector (Go, Rego, end-to-end).
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	@for m in $(SUBMODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; done
 
-lint: ## gofmt check, go vet and the import rules (internal/archtest).
+lint: ## gofmt check, go vet, go.mod tidy and the import rules (internal/archtest).
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
 	@for m in $(SUBMODULES); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./... && $(GO) mod tidy -diff) || exit 1; done
 	$(GO) test -count=1 ./internal/archtest/
 
