@@ -574,45 +574,67 @@ func (p *Pools) shrink(ctx context.Context, pair model.RolePair) (int, error) {
 	}
 	grace := max(time.Duration(pair.ProxyPool.EmptyGraceSeconds())*time.Second, p.o.Fresh)
 	now := p.o.Now()
-	deleted := 0
-	var errs []error
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		deleted int
+		slots   = make(chan struct{}, 8) // members handled at once
+	)
 	for _, role := range created {
-		st, err := p.w.Inspect(ctx, role)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		p.mu.Lock()
-		since, seen := p.emptySince[role]
-		switch {
-		case len(st.Subjects) > 0:
-			delete(p.emptySince, role)
-		case !seen:
-			p.emptySince[role] = now
-		}
-		p.mu.Unlock()
-		if len(st.Subjects) > 0 || !seen || now.Sub(since) < grace {
-			continue
-		}
-		arn, _ := model.ParseRoleARN(role)
-		ok, err := p.w.DeleteIfEmpty(ctx, role, func(ctx context.Context) error { return p.o.IAM.DeleteRole(ctx, arn.Name) })
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ok {
-			deleted++
-			p.m.deleted.WithLabelValues(pair.PoolName()).Inc()
-			p.log.Info("deleted an empty pool member", "pool", pair.PoolName(), "role", role, "empty_for", now.Sub(since).String())
-		}
-		p.mu.Lock()
-		delete(p.emptySince, role)
-		p.mu.Unlock()
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			ok, err := p.shrinkMember(ctx, pair, role, now, grace)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if ok {
+				deleted++
+			}
+		}()
 	}
+	wg.Wait()
 	if deleted > 0 {
 		p.forget(pair)
 	}
 	return deleted, errors.Join(errs...)
+}
+
+// shrinkMember deletes one created member if it has been empty for grace.
+func (p *Pools) shrinkMember(ctx context.Context, pair model.RolePair, role string, now time.Time, grace time.Duration) (bool, error) {
+	st, err := p.w.Inspect(ctx, role)
+	if err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	since, seen := p.emptySince[role]
+	switch {
+	case len(st.Subjects) > 0:
+		delete(p.emptySince, role)
+	case !seen:
+		p.emptySince[role] = now
+	}
+	p.mu.Unlock()
+	if len(st.Subjects) > 0 || !seen || now.Sub(since) < grace {
+		return false, nil
+	}
+	arn, _ := model.ParseRoleARN(role)
+	ok, err := p.w.DeleteIfEmpty(ctx, role, func(ctx context.Context) error { return p.o.IAM.DeleteRole(ctx, arn.Name) })
+	if err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	delete(p.emptySince, role)
+	p.mu.Unlock()
+	if ok {
+		p.m.deleted.WithLabelValues(pair.PoolName()).Inc()
+		p.log.Info("deleted an empty pool member", "pool", pair.PoolName(), "role", role, "empty_for", now.Sub(since).String())
+	}
+	return ok, nil
 }
 
 // Stats is what placement knows of a pool's fill, from the documents of the
