@@ -189,39 +189,81 @@ func (s *ConfigMapStore) Put(ctx context.Context, m model.Mapping) error {
 		return err
 	}
 	value := Value(m)
-	return s.modify(ctx, "put", func(data map[string]string) error {
+	_, err := s.modify(ctx, "put", "", func(data map[string]string, _ string) (bool, error) {
 		data[m.Org] = value
-		return nil
+		return true, nil
 	}, true)
+	return err
 }
 
 // Delete removes org's key, or returns ErrNotFound.
 func (s *ConfigMapStore) Delete(ctx context.Context, org string) error {
-	return s.modify(ctx, "delete", func(data map[string]string) error {
+	_, err := s.modify(ctx, "delete", "", func(data map[string]string, _ string) (bool, error) {
 		if _, ok := data[org]; !ok {
-			return notFound(org)
+			return false, notFound(org)
 		}
 		delete(data, org)
-		return nil
+		return true, nil
 	}, false)
+	return err
+}
+
+// Apply writes b with one Update of the ConfigMap (or one Create when it is
+// missing and b puts something), guarded by the resourceVersion it read.
+// Without b.IfRevision a conflict is retried like a Put's; with it, the
+// resourceVersion must equal b.IfRevision ("0": the ConfigMap is absent) and
+// a conflict means another writer changed the mappings: KindPrecondition.
+func (s *ConfigMapStore) Apply(ctx context.Context, b model.Batch) (string, error) {
+	if err := b.Validate(); err != nil {
+		return "", err
+	}
+	values := make(map[string]string, len(b.Put))
+	for _, m := range b.Put {
+		values[m.Org] = Value(m)
+	}
+	return s.modify(ctx, "apply", b.IfRevision, func(data map[string]string, rev string) (bool, error) {
+		if b.IfRevision != "" && b.IfRevision != rev {
+			return false, model.StaleRevision(b.IfRevision, rev)
+		}
+		for _, org := range b.Delete {
+			if _, ok := data[org]; !ok {
+				return false, notFound(org)
+			}
+		}
+		for _, org := range b.Delete {
+			delete(data, org)
+		}
+		for org, v := range values {
+			data[org] = v
+		}
+		return !b.Empty(), nil
+	}, len(b.Put) > 0)
 }
 
 // modify runs Get → change → Update (or Create when the ConfigMap is missing
-// and create is set), retrying the whole cycle on conflicts. Errors returned
-// by change (ErrNotFound) are returned as they are; API errors wrap
-// ErrUnavailable.
-func (s *ConfigMapStore) modify(ctx context.Context, op string, change func(map[string]string) error, create bool) error {
+// and create is set), retrying the whole cycle on conflicts unless
+// ifRevision is set (then a conflict is a stale revision). change gets the
+// data and the revision read, and says whether to write. Errors returned by
+// change (ErrNotFound, a stale revision) are returned as they are; API
+// errors wrap ErrUnavailable. It returns the revision after the write (the
+// one read when nothing was written).
+func (s *ConfigMapStore) modify(ctx context.Context, op, ifRevision string, change func(data map[string]string, rev string) (bool, error), create bool) (string, error) {
 	cms := s.client.CoreV1().ConfigMaps(s.namespace)
 	retriable := func(err error) bool {
-		return (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && ctx.Err() == nil
+		return ifRevision == "" && (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && ctx.Err() == nil
 	}
-	var changeErr error
+	var (
+		changeErr error
+		rev       string
+	)
 	err := retry.OnError(s.backoff, retriable, func() error {
 		cm, err := cms.Get(ctx, s.name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			data := map[string]string{}
-			if changeErr = change(data); changeErr != nil {
+			rev = absentRevision
+			var write bool
+			if write, changeErr = change(data, absentRevision); changeErr != nil || !write {
 				return nil
 			}
 			if !create {
@@ -233,30 +275,36 @@ func (s *ConfigMapStore) modify(ctx context.Context, op string, change func(map[
 			}, metav1.CreateOptions{})
 			if err == nil {
 				s.observe(created)
+				rev = created.ResourceVersion
 			}
 			return err
 		case err != nil:
 			return err
 		}
 		cm = cm.DeepCopy()
+		rev = cm.ResourceVersion
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
 		}
-		if changeErr = change(cm.Data); changeErr != nil {
+		var write bool
+		if write, changeErr = change(cm.Data, cm.ResourceVersion); changeErr != nil || !write {
 			return nil
 		}
 		updated, err := cms.Update(ctx, cm, metav1.UpdateOptions{})
 		if err == nil {
 			s.observe(updated)
+			rev = updated.ResourceVersion
 		}
 		return err
 	})
 	switch {
 	case changeErr != nil:
-		return changeErr
+		return "", changeErr
+	case ifRevision != "" && (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)):
+		return "", model.StaleRevision(ifRevision, "")
 	case err != nil:
-		return s.unavailable(op, err)
+		return "", s.unavailable(op, err)
 	}
 	s.log.Debug("configmap updated", "op", op)
-	return nil
+	return rev, nil
 }

@@ -343,3 +343,119 @@ func TestConfigMapStoreWatched(t *testing.T) {
 		t.Fatalf("another ConfigMap leaked in: %+v (marker at revision %s)", snap, marked.ResourceVersion)
 	}
 }
+
+// TestConfigMapStoreApplyIsOneUpdate: a batch of several puts and deletes
+// is one Update of the ConfigMap.
+func TestConfigMapStoreApplyIsOneUpdate(t *testing.T) {
+	cs := versionedClient()
+	s := NewConfigMapStore(cs, "ns", "cm", nil)
+	ctx := context.Background()
+	pair := []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}
+	for _, org := range []string{"a", "b", "c"} {
+		if err := s.Put(ctx, model.Mapping{Org: org, Pairs: pair}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev := mustSnap(t, s).Revision
+	cs.ClearActions()
+	b := model.Batch{Delete: []string{"a", "b"}, IfRevision: rev}
+	for i := range 20 {
+		b.Put = append(b.Put, model.Mapping{Org: fmt.Sprintf("new-%02d", i), Pairs: pair})
+	}
+	if _, err := s.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var writes []string
+	for _, a := range cs.Actions() {
+		if a.GetVerb() != "get" {
+			writes = append(writes, a.GetVerb())
+		}
+	}
+	if !reflect.DeepEqual(writes, []string{"update"}) {
+		t.Fatalf("writes = %v, want one update", writes)
+	}
+	if got := mustSnap(t, s).Mappings; len(got) != 21 {
+		t.Fatalf("%d mappings, want 21", len(got))
+	}
+}
+
+// TestConfigMapStoreApplyRacingWriter: another writer updates the ConfigMap
+// between the batch's Get and its Update (a hook after the Get makes it
+// happen every time). With IfRevision the batch is refused as stale, not
+// retried, and writes nothing; without it, it is retried and both survive.
+func TestConfigMapStoreApplyRacingWriter(t *testing.T) {
+	ctx := context.Background()
+	pair := []model.RolePair{{IAMRoleARN: assetARN, ProxyIAMRoleARN: proxyARN, UpdateTrustPolicy: true}}
+	for _, conditional := range []bool{true, false} {
+		t.Run(fmt.Sprintf("if-revision=%v", conditional), func(t *testing.T) {
+			cs, conflicts := versionedClientCounting(&corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "ns", ResourceVersion: "1"},
+				Data:       map[string]string{"old": Value(model.Mapping{Org: "old", Pairs: pair})},
+			})
+			other := NewConfigMapStore(cs, "ns", "cm", nil)
+			var once sync.Once
+			hook := func() {
+				once.Do(func() {
+					if err := other.Put(ctx, model.Mapping{Org: "other", Pairs: pair}); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			s := NewConfigMapStore(hookClient{cs, hook}, "ns", "cm", nil)
+			b := model.Batch{Put: []model.Mapping{{Org: "mine", Pairs: pair}}, Delete: []string{"old"}}
+			if conditional {
+				b.IfRevision = "1"
+			}
+			_, err := s.Apply(ctx, b)
+			if conflicts.Load() != 1 {
+				t.Fatalf("%d conflicts, want 1: the writers did not race", conflicts.Load())
+			}
+			got := mustSnap(t, other).Mappings
+			if conditional {
+				if k, code, _ := model.Classify(err); k != model.KindPrecondition || code != "revision_mismatch" {
+					t.Fatalf("Apply = %v, want a stale revision", err)
+				}
+				if _, ok := got["mine"]; ok || got["old"].Org == "" || got["other"].Org == "" {
+					t.Fatalf("a refused batch wrote, or the other write was lost: %v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := got["old"]; ok || got["mine"].Org == "" || got["other"].Org == "" {
+				t.Fatalf("after the retried batch: %v", got)
+			}
+		})
+	}
+}
+
+// hookClient calls hook after every ConfigMap Get.
+type hookClient struct {
+	*fake.Clientset
+	hook func()
+}
+
+func (c hookClient) CoreV1() typedcorev1.CoreV1Interface {
+	return hookCore{c.Clientset.CoreV1(), c.hook}
+}
+
+type hookCore struct {
+	typedcorev1.CoreV1Interface
+	hook func()
+}
+
+func (c hookCore) ConfigMaps(ns string) typedcorev1.ConfigMapInterface {
+	return hookCMs{c.CoreV1Interface.ConfigMaps(ns), c.hook}
+}
+
+type hookCMs struct {
+	typedcorev1.ConfigMapInterface
+	hook func()
+}
+
+func (c hookCMs) Get(ctx context.Context, name string, o metav1.GetOptions) (*corev1.ConfigMap, error) {
+	cm, err := c.ConfigMapInterface.Get(ctx, name, o)
+	c.hook()
+	return cm, err
+}

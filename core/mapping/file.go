@@ -66,8 +66,13 @@ func (s *FileStore) readRaw() (map[string]json.RawMessage, string, error) {
 			return nil, "", fmt.Errorf("%w: mapping file %s is not a JSON object: %w", ErrUnavailable, s.path, err)
 		}
 	}
+	return raw, revisionOf(data), nil
+}
+
+// revisionOf is the revision of a file's content.
+func revisionOf(data []byte) string {
 	sum := sha256.Sum256(data)
-	return raw, hex.EncodeToString(sum[:12]), nil
+	return hex.EncodeToString(sum[:12])
 }
 
 // Snapshot reads the file and returns its valid mappings.
@@ -118,25 +123,74 @@ func (s *FileStore) Delete(ctx context.Context, org string) error {
 	})
 }
 
+// Apply checks b's revision and writes all its changes with one atomic
+// rename, under the writers' lock.
+func (s *FileStore) Apply(ctx context.Context, b model.Batch) (string, error) {
+	if err := b.Validate(); err != nil {
+		return "", err
+	}
+	values := make(map[string]string, len(b.Put))
+	for _, m := range b.Put {
+		values[m.Org] = Value(m)
+	}
+	var rev string
+	err := s.updateRev(ctx, func(raw map[string]json.RawMessage, cur string) (bool, error) {
+		if b.IfRevision != "" && b.IfRevision != cur {
+			return false, model.StaleRevision(b.IfRevision, cur)
+		}
+		for _, org := range b.Delete {
+			if _, ok := raw[org]; !ok {
+				return false, notFound(org)
+			}
+		}
+		if b.Empty() {
+			rev = cur
+			return false, nil
+		}
+		for _, org := range b.Delete {
+			delete(raw, org)
+		}
+		for org, v := range values {
+			raw[org] = json.RawMessage(v)
+		}
+		return true, nil
+	}, &rev)
+	return rev, err
+}
+
 func (s *FileStore) update(ctx context.Context, change func(map[string]json.RawMessage) error) error {
+	return s.updateRev(ctx, func(raw map[string]json.RawMessage, _ string) (bool, error) {
+		return true, change(raw)
+	}, nil)
+}
+
+// updateRev reads the file under the writers' lock, calls change with its
+// entries and revision, and writes the result atomically when change asks
+// to. The new revision is stored in *rev when rev is not nil.
+func (s *FileStore) updateRev(ctx context.Context, change func(raw map[string]json.RawMessage, rev string) (write bool, err error), rev *string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	raw, _, err := s.readRaw()
+	raw, cur, err := s.readRaw()
 	if err != nil {
 		return err
 	}
-	if err := change(raw); err != nil {
+	write, err := change(raw, cur)
+	if err != nil || !write {
 		return err
 	}
 	data, err := json.MarshalIndent(raw, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode mapping file: %w", err)
 	}
-	if err := atomicfile.Write(ctx, s.path, append(data, '\n'), 0o644); err != nil {
+	data = append(data, '\n')
+	if err := atomicfile.Write(ctx, s.path, data, 0o644); err != nil {
 		return fmt.Errorf("%w: write mapping file: %w", ErrUnavailable, err)
+	}
+	if rev != nil {
+		*rev = revisionOf(data)
 	}
 	return nil
 }

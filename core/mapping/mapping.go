@@ -15,6 +15,11 @@ type Store interface {
 	Put(ctx context.Context, m model.Mapping) error
 	// Delete removes org's mapping; ErrNotFound if there is none.
 	Delete(ctx context.Context, org string) error
+	// Apply writes every change of b in one step, or none: b is validated
+	// first, a deleted org that has no mapping is ErrNotFound, and with
+	// b.IfRevision set a store whose Snapshot revision differs refuses with
+	// a KindPrecondition error. It returns the revision after the write.
+	Apply(ctx context.Context, b model.Batch) (revision string, err error)
 }
 
 var (

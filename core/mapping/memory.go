@@ -72,6 +72,38 @@ func (s *MemoryStore) Delete(ctx context.Context, org string) error {
 	return nil
 }
 
+// Apply writes b under the store's lock: one revision for the whole batch.
+func (s *MemoryStore) Apply(ctx context.Context, b model.Batch) (string, error) {
+	if err := b.Validate(); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev := strconv.FormatUint(s.rev, 10)
+	if b.IfRevision != "" && b.IfRevision != rev {
+		return "", model.StaleRevision(b.IfRevision, rev)
+	}
+	for _, org := range b.Delete {
+		if _, ok := s.mappings[org]; !ok {
+			return "", notFound(org)
+		}
+	}
+	if b.Empty() {
+		return rev, nil
+	}
+	for _, org := range b.Delete {
+		delete(s.mappings, org)
+	}
+	for _, m := range b.Put {
+		s.mappings[m.Org] = m.Clone()
+	}
+	s.rev++
+	return strconv.FormatUint(s.rev, 10), nil
+}
+
 func cloneAll(in map[string]model.Mapping) map[string]model.Mapping {
 	out := make(map[string]model.Mapping, len(in))
 	for k, m := range in {

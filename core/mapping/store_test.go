@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -104,6 +105,10 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("batch", func(t *testing.T) {
+		testBatch(t, newStore(t), acme, multi)
+	})
+
 	t.Run("concurrent puts on different orgs all survive", func(t *testing.T) {
 		s := newStore(t)
 		const writers, each = 2, 15
@@ -130,6 +135,72 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("%d mappings survived, want %d", got, writers*each)
 		}
 	})
+}
+
+// testBatch: Apply writes a whole batch with one revision, or nothing.
+func testBatch(t *testing.T, s Store, acme, multi model.Mapping) {
+	ctx := context.Background()
+	if err := s.Put(ctx, acme); err != nil {
+		t.Fatal(err)
+	}
+	s0 := mustSnap(t, s)
+	two := model.Mapping{Org: "two", Pairs: multi.Pairs, Multi: true}
+	unchanged := func(t *testing.T, what string) {
+		t.Helper()
+		if after := mustSnap(t, s); after.Revision != s0.Revision || !reflect.DeepEqual(after.Mappings, s0.Mappings) {
+			t.Fatalf("%s changed the store: %+v -> %+v", what, s0, after)
+		}
+	}
+	kind := func(err error) model.Kind { k, _, _ := model.Classify(err); return k }
+
+	// Refused batches write nothing, not even their valid parts.
+	for _, tc := range []struct {
+		name string
+		b    model.Batch
+		want model.Kind
+		text string
+	}{
+		{"stale revision", model.Batch{Put: []model.Mapping{multi}, IfRevision: s0.Revision + "0"}, model.KindPrecondition, "revision"},
+		{"delete of a missing org", model.Batch{Put: []model.Mapping{multi}, Delete: []string{"nobody"}}, model.KindNotFound, "nobody"},
+		{"invalid mapping", model.Batch{Put: []model.Mapping{multi, {Org: "bad", Pairs: []model.RolePair{{IAMRoleARN: "x", ProxyIAMRoleARN: proxyARN}}}}}, model.KindInvalid, `org "bad"`},
+		{"org twice", model.Batch{Put: []model.Mapping{multi}, Delete: []string{multi.Org}}, model.KindInvalid, multi.Org},
+	} {
+		rev, err := s.Apply(ctx, tc.b)
+		if err == nil || kind(err) != tc.want || !strings.Contains(err.Error(), tc.text) || rev != "" {
+			t.Fatalf("%s: Apply = %q, %v; want a %v error naming %q", tc.name, rev, err, tc.want, tc.text)
+		}
+		unchanged(t, tc.name)
+	}
+	if _, err := s.Apply(ctx, model.Batch{Delete: []string{"nobody"}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete of a missing org: %v, want ErrNotFound", err)
+	}
+	// An empty batch at the current revision writes nothing.
+	if rev, err := s.Apply(ctx, model.Batch{IfRevision: s0.Revision}); err != nil || rev != s0.Revision {
+		t.Fatalf("empty batch: %q, %v; want %q", rev, err, s0.Revision)
+	}
+	unchanged(t, "an empty batch")
+
+	// Puts and deletes at the read revision: one new revision, all applied.
+	rev, err := s.Apply(ctx, model.Batch{Put: []model.Mapping{multi, two}, Delete: []string{"acme"}, IfRevision: s0.Revision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := mustSnap(t, s)
+	want := map[string]model.Mapping{"multi.org": multi, "two": two}
+	if rev == s0.Revision || rev != s1.Revision || !reflect.DeepEqual(s1.Mappings, want) {
+		t.Fatalf("after the batch: revision %q (snapshot %q, before %q), mappings %+v, want %+v", rev, s1.Revision, s0.Revision, s1.Mappings, want)
+	}
+	// The revision read before the batch is stale now.
+	if _, err := s.Apply(ctx, model.Batch{Delete: []string{"two"}, IfRevision: s0.Revision}); kind(err) != model.KindPrecondition {
+		t.Fatalf("the old revision: %v, want a precondition error", err)
+	}
+	// Without IfRevision a batch applies to whatever is there.
+	if _, err := s.Apply(ctx, model.Batch{Put: []model.Mapping{acme}, Delete: []string{"two"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustSnap(t, s).Mappings; !reflect.DeepEqual(got, map[string]model.Mapping{"multi.org": multi, "acme": acme}) {
+		t.Fatalf("after the unconditional batch: %+v", got)
+	}
 }
 
 func mustSnap(t *testing.T, s Store) model.Snapshot {

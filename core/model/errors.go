@@ -21,9 +21,10 @@ const (
 	KindMisconfigured               // 502: a dependency refuses because of how it is set up (access denied, no such role, a trust policy the broker cannot edit); retrying will not help
 	KindUnavailable                 // 503: a dependency is down; retry later
 	KindThrottled                   // 503: a dependency asked us to slow down; retry soon
+	KindPrecondition                // 412: a write's precondition (a revision) no longer holds
 )
 
-var kindNames = [...]string{"internal", "invalid", "unauthenticated", "forbidden", "not_found", "conflict", "upstream", "misconfigured", "unavailable", "throttled"}
+var kindNames = [...]string{"internal", "invalid", "unauthenticated", "forbidden", "not_found", "conflict", "upstream", "misconfigured", "unavailable", "throttled", "precondition_failed"}
 
 func (k Kind) String() string {
 	if k < 0 || int(k) >= len(kindNames) {
