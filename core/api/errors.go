@@ -68,6 +68,8 @@ func httpStatus(k model.Kind) (status, retryAfter int) {
 		return http.StatusServiceUnavailable, 5
 	case model.KindThrottled:
 		return http.StatusServiceUnavailable, 2
+	case model.KindPrecondition:
+		return http.StatusPreconditionFailed, 0
 	}
 	return http.StatusInternalServerError, 0
 }

@@ -51,6 +51,8 @@ type Service interface {
 	Mappings(ctx context.Context, caller sdk.Identity, requestID string) (model.Snapshot, error)
 	PutMapping(ctx context.Context, caller sdk.Identity, m model.Mapping, requestID string) error
 	DeleteMapping(ctx context.Context, caller sdk.Identity, org, requestID string) error
+	// ApplyMappings writes a batch of mapping changes in one step (admin).
+	ApplyMappings(ctx context.Context, caller sdk.Identity, b model.Batch, requestID string) (revision string, err error)
 	CreateServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error
 	DeleteServiceAccount(ctx context.Context, caller sdk.Identity, name, requestID string) error
 	// Trust lists the proxy-role pools and what their members hold (admin).

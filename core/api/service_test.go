@@ -46,9 +46,10 @@ type fakeService struct {
 	dec      policy.Decision
 	snap     model.Snapshot
 
-	mu    sync.Mutex
-	creds []sdk.Credentials
-	calls []serviceCall
+	mu      sync.Mutex
+	creds   []sdk.Credentials
+	calls   []serviceCall
+	batches []model.Batch
 }
 
 var _ api.Service = (*fakeService)(nil)
@@ -107,6 +108,16 @@ func (f *fakeService) PutMapping(_ context.Context, caller sdk.Identity, m model
 
 func (f *fakeService) DeleteMapping(_ context.Context, caller sdk.Identity, org, requestID string) error {
 	return f.record(serviceCall{Method: "DeleteMapping", Caller: caller, Arg: org, RequestID: requestID})
+}
+
+func (f *fakeService) ApplyMappings(_ context.Context, caller sdk.Identity, b model.Batch, requestID string) (string, error) {
+	f.mu.Lock()
+	f.batches = append(f.batches, b)
+	f.mu.Unlock()
+	if err := f.record(serviceCall{Method: "ApplyMappings", Caller: caller, RequestID: requestID}); err != nil {
+		return "", err
+	}
+	return "r4", nil
 }
 
 func (f *fakeService) CreateServiceAccount(_ context.Context, caller sdk.Identity, name, requestID string) error {

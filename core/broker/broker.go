@@ -47,6 +47,9 @@ type MappingStore interface {
 	Snapshot(ctx context.Context) (model.Snapshot, error)
 	Put(ctx context.Context, m model.Mapping) error
 	Delete(ctx context.Context, org string) error
+	// Apply writes a batch in one step, or nothing; it returns the revision
+	// after the write. A stale IfRevision is model.KindPrecondition.
+	Apply(ctx context.Context, b model.Batch) (revision string, err error)
 }
 
 // TrustWriter adds subjects to proxy-role trust policies and takes them out.
@@ -377,6 +380,37 @@ func (s *Service) verifyProxyRoles(ctx context.Context, m model.Mapping) error {
 		}
 	}
 	return nil
+}
+
+// ApplyMappings validates every mapping of b exactly as PutMapping does
+// (the mapping, then its proxy roles and pools with IAM) and writes the
+// whole batch in one step only when all pass (admin: mapping.write, and
+// mapping.delete when b deletes). A refused mapping fails naming its org and
+// nothing is written. It returns the revision after the write.
+func (s *Service) ApplyMappings(ctx context.Context, caller sdk.Identity, b model.Batch, requestID string) (string, error) {
+	if err := s.Authorize(ctx, caller, ActionMappingWrite, requestID); err != nil {
+		return "", err
+	}
+	if len(b.Delete) > 0 {
+		if err := s.Authorize(ctx, caller, ActionMappingDelete, requestID); err != nil {
+			return "", err
+		}
+	}
+	if err := b.Validate(); err != nil {
+		return "", err
+	}
+	for _, m := range b.Put {
+		if err := s.verifyProxyRoles(ctx, m); err != nil {
+			return "", model.Prefix(fmt.Sprintf("org %q", m.Org), err)
+		}
+	}
+	rev, err := s.o.Mappings.Apply(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	s.log.Info("mappings written in one batch", "request_id", requestID, "put", len(b.Put), "deleted", len(b.Delete),
+		"orgs", b.Orgs(), "if_revision", b.IfRevision, "revision", rev, "by", caller.Username)
+	return rev, nil
 }
 
 // DeleteMapping removes an org's mapping (admin).

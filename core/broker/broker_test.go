@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -66,6 +67,7 @@ type fakePolicy struct {
 	allow     bool
 	allowErr  error
 	grantsErr error
+	deny      string // an action refused even when allow is set
 
 	mu     sync.Mutex
 	allows []policy.Input // inputs of Allow
@@ -89,7 +91,7 @@ func (f *fakePolicy) Allow(_ context.Context, in policy.Input) (bool, error) {
 	if f.allowErr != nil {
 		return false, f.allowErr
 	}
-	return f.allow, nil
+	return f.allow && in.Request.Action != f.deny, nil
 }
 
 func (f *fakePolicy) calls() (allows, asked []policy.Input) {
@@ -171,6 +173,7 @@ type fakeStore struct {
 	snapshots int
 	puts      []model.Mapping
 	deletes   []string
+	batches   []model.Batch
 }
 
 func (f *fakeStore) Snapshot(context.Context) (model.Snapshot, error) {
@@ -187,6 +190,13 @@ func (f *fakeStore) Put(_ context.Context, m model.Mapping) error {
 	return f.err
 }
 
+func (f *fakeStore) Apply(_ context.Context, b model.Batch) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.batches = append(f.batches, b)
+	return "applied", f.err
+}
+
 func (f *fakeStore) Delete(_ context.Context, org string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -198,7 +208,7 @@ func (f *fakeStore) Delete(_ context.Context, org string) error {
 func (f *fakeStore) touched() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.snapshots+len(f.puts)+len(f.deletes) > 0
+	return f.snapshots+len(f.puts)+len(f.deletes)+len(f.batches) > 0
 }
 
 type fakeProxyRoles struct {
@@ -819,6 +829,10 @@ func TestAdminUseCasesNeedPolicy(t *testing.T) {
 		}},
 		{"PutMapping", ActionMappingWrite, func(ctx context.Context, s *Service) error { return s.PutMapping(ctx, alice, validMapping, "req-9") }},
 		{"DeleteMapping", ActionMappingDelete, func(ctx context.Context, s *Service) error { return s.DeleteMapping(ctx, alice, "acme", "req-9") }},
+		{"ApplyMappings", ActionMappingWrite, func(ctx context.Context, s *Service) error {
+			_, err := s.ApplyMappings(ctx, alice, model.Batch{Put: []model.Mapping{validMapping}}, "req-9")
+			return err
+		}},
 		{"CreateServiceAccount", ActionServiceAccountWrite, func(ctx context.Context, s *Service) error {
 			return s.CreateServiceAccount(ctx, alice, "sa-1", "req-9")
 		}},
@@ -936,6 +950,85 @@ func TestPutMapping(t *testing.T) {
 			}
 			if tt.wantStored && !slices.Equal(h.store.puts[0].Pairs, tt.m.Pairs) {
 				t.Errorf("stored %+v, want %+v", h.store.puts[0], tt.m)
+			}
+		})
+	}
+}
+
+func TestApplyMappings(t *testing.T) {
+	pair := func(proxy string) model.RolePair {
+		return model.RolePair{IAMRoleARN: testGrant.IAMRoleARN, ProxyIAMRoleARN: proxy, UpdateTrustPolicy: true}
+	}
+	org := func(name, proxy string) model.Mapping { return model.Mapping{Org: name, Pairs: []model.RolePair{pair(proxy)}} }
+	unusable := model.Errorf(model.KindMisconfigured, "proxy_role_unusable", "IAM has no role proxy-c")
+	pool := model.Mapping{Org: "pooled", Pairs: []model.RolePair{{IAMRoleARN: testGrant.IAMRoleARN, ProxyIAMRoleARN: proxyA, UpdateTrustPolicy: true,
+		ProxyPool: &model.ProxyPool{Name: "p", Members: []string{proxyA, proxyC}}}}}
+	tests := []struct {
+		name         string
+		b            model.Batch
+		deny         string // the action the policy refuses
+		fail         map[string]error
+		wantKind     model.Kind
+		wantCode     string
+		wantInError  string
+		wantVerified []string
+		wantAllows   []string
+	}{
+		{
+			name: "puts and deletes", b: model.Batch{Put: []model.Mapping{org("a", proxyA), org("b", proxyB)}, Delete: []string{"c"}, IfRevision: "7"},
+			wantVerified: []string{proxyA, proxyB}, wantAllows: []string{ActionMappingWrite, ActionMappingDelete},
+		},
+		{
+			name: "a refused org names it and nothing is written", b: model.Batch{Put: []model.Mapping{org("a", proxyA), org("zz", proxyC), org("b", proxyB)}},
+			fail: map[string]error{proxyC: unusable}, wantKind: model.KindMisconfigured, wantCode: "proxy_role_unusable",
+			wantInError: `org "zz": proxy_iam_role_arn: IAM has no role proxy-c`, wantVerified: []string{proxyA, proxyC}, wantAllows: []string{ActionMappingWrite},
+		},
+		{
+			name: "every member of a pool is verified", b: model.Batch{Put: []model.Mapping{pool}},
+			fail: map[string]error{proxyC: unusable}, wantKind: model.KindMisconfigured, wantCode: "proxy_role_unusable",
+			wantInError: `org "pooled": proxy_pool.members[1]`, wantVerified: []string{proxyA, proxyC}, wantAllows: []string{ActionMappingWrite},
+		},
+		{
+			name: "an invalid mapping is refused before IAM is asked", b: model.Batch{Put: []model.Mapping{org("a", proxyA), org("b", "nope")}},
+			wantKind: model.KindInvalid, wantCode: "invalid_mapping", wantInError: `org "b": proxy_iam_role_arn`, wantAllows: []string{ActionMappingWrite},
+		},
+		{
+			name: "deleting needs mapping.delete too", b: model.Batch{Put: []model.Mapping{org("a", proxyA)}, Delete: []string{"c"}}, deny: ActionMappingDelete,
+			wantKind: model.KindForbidden, wantCode: "forbidden", wantAllows: []string{ActionMappingWrite, ActionMappingDelete},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(h *harness) {
+				h.policy.allow = true
+				h.policy.deny = tt.deny
+				h.proxies.fail = tt.fail
+				h.o.ProxyRoles = h.proxies
+			})
+			rev, err := h.svc.ApplyMappings(context.Background(), alice, tt.b, "req-5")
+			wantClassified(t, err, tt.wantKind, tt.wantCode)
+			if _, _, msg := model.Classify(err); tt.wantInError != "" && !strings.Contains(msg, tt.wantInError) {
+				t.Errorf("message the caller sees = %q, want it to contain %q", msg, tt.wantInError)
+			}
+			if !slices.Equal(h.proxies.verified, tt.wantVerified) {
+				t.Errorf("verified %v, want %v", h.proxies.verified, tt.wantVerified)
+			}
+			allows, _ := h.policy.calls()
+			var actions []string
+			for _, a := range allows {
+				actions = append(actions, a.Request.Action)
+			}
+			if !slices.Equal(actions, tt.wantAllows) {
+				t.Errorf("asked the policy for %v, want %v", actions, tt.wantAllows)
+			}
+			if err != nil {
+				if len(h.store.batches)+len(h.store.puts)+len(h.store.deletes) > 0 {
+					t.Errorf("a refused batch reached the store: %+v", h.store.batches)
+				}
+				return
+			}
+			if rev != "applied" || len(h.store.batches) != 1 || !reflect.DeepEqual(h.store.batches[0], tt.b) || len(h.store.puts)+len(h.store.deletes) > 0 {
+				t.Errorf("revision %q, store saw batches %+v puts %v deletes %v; want the batch once", rev, h.store.batches, h.store.puts, h.store.deletes)
 			}
 		})
 	}
