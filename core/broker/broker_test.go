@@ -959,7 +959,9 @@ func TestApplyMappings(t *testing.T) {
 	pair := func(proxy string) model.RolePair {
 		return model.RolePair{IAMRoleARN: testGrant.IAMRoleARN, ProxyIAMRoleARN: proxy, UpdateTrustPolicy: true}
 	}
-	org := func(name, proxy string) model.Mapping { return model.Mapping{Org: name, Pairs: []model.RolePair{pair(proxy)}} }
+	org := func(name, proxy string) model.Mapping {
+		return model.Mapping{Org: name, Pairs: []model.RolePair{pair(proxy)}}
+	}
 	unusable := model.Errorf(model.KindMisconfigured, "proxy_role_unusable", "IAM has no role proxy-c")
 	pool := model.Mapping{Org: "pooled", Pairs: []model.RolePair{{IAMRoleARN: testGrant.IAMRoleARN, ProxyIAMRoleARN: proxyA, UpdateTrustPolicy: true,
 		ProxyPool: &model.ProxyPool{Name: "p", Members: []string{proxyA, proxyC}}}}}
