@@ -231,18 +231,20 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 		}
 		return placement{Role: members[i], Added: added}, "existing", nil
 	}
-	// 2. A new subject goes to the first member with room.
+	// 2. A new subject goes to the first member with room, without pruning
+	// (another member may have room); 3. an elastic pool grows; 4. only
+	// when every member refused it, each is tried again with pruning.
 	tried := map[string]bool{}
 	canGrow := p.elastic(pair)
-	for attempt := 0; attempt < model.MaxPoolMembers+model.MaxElasticMembers; attempt++ {
-		role := p.pick(members, len(subject), tried, !canGrow)
+	noPrune := WithoutPrune(ctx)
+	for attempt := 0; attempt < 2*(model.MaxPoolMembers+model.MaxElasticMembers); attempt++ {
+		role := p.pick(members, subject, tried, noPrune == nil)
 		if role == "" && canGrow {
 			grown, err := p.growPool(ctx, pair, len(subject))
 			var full *PoolFullError
 			switch {
 			case errors.As(err, &full):
 				canGrow = false
-				role = p.pick(members, len(subject), tried, true)
 			case err != nil:
 				return placement{}, resultOf(err), err
 			default:
@@ -250,10 +252,20 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 				continue
 			}
 		}
+		if role == "" && noPrune != nil {
+			// Every member refused the subject without pruning: try them
+			// all again, letting full ones prune ended runs.
+			noPrune, tried = nil, map[string]bool{}
+			continue
+		}
 		if role == "" {
 			return placement{}, "full", p.fullError(pair, len(members))
 		}
-		added, err := p.o.Ensure.EnsureAdded(ctx, role, subject)
+		ectx := ctx
+		if noPrune != nil {
+			ectx = noPrune
+		}
+		added, err := p.o.Ensure.EnsureAdded(ectx, role, subject)
 		var size *SizeError
 		switch {
 		case errors.As(err, &size):
@@ -299,8 +311,17 @@ func (p *Pools) elastic(pair model.RolePair) bool {
 // subjects over members by in-flight counts was faster, but replicas with
 // different counts placed one subject twice; and first fit lets the last
 // members of an elastic pool drain so they can be deleted.)
-func (p *Pools) pick(members []string, subjectLen int, tried map[string]bool, exhaustive bool) string {
+func (p *Pools) pick(members []string, subject string, tried map[string]bool, exhaustive bool) string {
 	now := p.o.Now()
+	// A member whose fresh document holds the subject wins: another replica
+	// may have placed it since the lookup pass, on a member this process
+	// has since read (and may now find full).
+	for _, m := range members {
+		if held, ok := p.w.knownHas(m, subject, p.o.Fresh); ok && held {
+			return m
+		}
+	}
+	subjectLen := len(subject)
 	full := ""
 	for _, m := range members {
 		if tried[m] {

@@ -446,3 +446,33 @@ func TestFillAlertOncePerCrossing(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutPrune: an Ensure marked WithoutPrune on a full role gets a
+// SizeError and its round asks Prune nothing; unmarked, the round prunes.
+func TestWithoutPrune(t *testing.T) {
+	e := newEnv(t)
+	arn := e.role(t, "acme-proxy")
+	var asked sync.Map
+	w := trust.NewWriter(e.client(t), trust.WriterOptions{OIDCProvider: provider, Prune: func(_ context.Context, role string, subjects []string) ([]string, error) {
+		asked.Store(role, true)
+		return subjects[:1], nil
+	}})
+	for i := 0; ; i++ {
+		if err := w.Ensure(trust.WithoutPrune(context.Background()), arn, subject(fmt.Sprintf("run-%03d", i))); err != nil {
+			var se *trust.SizeError
+			if !errors.As(err, &se) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if _, ok := asked.Load(arn); ok {
+		t.Fatal("a round of WithoutPrune requests pruned")
+	}
+	if err := w.Ensure(context.Background(), arn, subject("late")); err != nil {
+		t.Fatalf("with pruning: %v", err)
+	}
+	if _, ok := asked.Load(arn); !ok {
+		t.Fatal("a full round did not prune")
+	}
+}

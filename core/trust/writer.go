@@ -218,6 +218,31 @@ type request struct {
 	// the role is forgotten afterwards.
 	deleteIfEmpty func(ctx context.Context) error
 	deleted       bool
+	// noPrune: this request's additions do not make the round ask Prune
+	// for room (WithoutPrune).
+	noPrune bool
+}
+
+type noPruneKey struct{}
+
+// WithoutPrune marks ctx so that an Ensure with it does not make its round
+// prune stale subjects when the role is full: it gets a *SizeError instead.
+// Pools place with it while another member may have room, and prune only
+// when every member is full (docs/design/pools.md): a prune judges staleness
+// from this replica's pod cache, which may not yet have seen a pod another
+// replica just mapped.
+func WithoutPrune(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noPruneKey{}, true)
+}
+
+// prunes reports whether a request of batch adds subjects and allows pruning.
+func prunes(batch []*request) bool {
+	for _, r := range batch {
+		if len(r.add) > 0 && !r.noPrune {
+			return true
+		}
+	}
+	return false
 }
 
 // NewWriter returns a Writer over api.
@@ -277,7 +302,7 @@ func (w *Writer) EnsureAdded(ctx context.Context, roleARN string, subjects ...st
 	if w.grantedRecently(arn.String(), add) {
 		return false, nil
 	}
-	req := &request{ctx: ctx, add: add}
+	req := &request{ctx: ctx, add: add, noPrune: ctx.Value(noPruneKey{}) != nil}
 	if err := w.submit(ctx, arn, req); err != nil {
 		return false, err
 	}
@@ -498,7 +523,7 @@ func (w *Writer) commit(ctx context.Context, arn model.RoleARN, batch []*request
 	doc := apply(base.Clone(), batch, results)
 	size := doc.Size()
 	pruned := 0
-	if size > quota && w.opts.Prune != nil {
+	if size > quota && w.opts.Prune != nil && prunes(batch) {
 		if base, pruned = w.prune(ctx, role, orig, batch); pruned > 0 {
 			clear(results)
 			doc = apply(base.Clone(), batch, results)

@@ -177,6 +177,7 @@ func setupWorld(ctx context.Context) error {
   - {token: bob-token, id: u-bob, username: bob, admin: false, organizations: [org-0]}
   - {token: carol-token, id: u-carol, username: carol, admin: false, organizations: [org-0, org-1, org-2]}
   - {token: admin-token, id: u-admin, username: admin, admin: true, organizations: []}
+  - {token: dave-token, id: u-dave, username: dave, admin: false, organizations: [org-pool]}
 `
 	if err := os.WriteFile(env.usersFile, []byte(users), 0o600); err != nil {
 		return err
