@@ -55,7 +55,7 @@ func (e *apiError) exitCode() int {
 		return exitForbidden
 	case http.StatusNotFound:
 		return exitNotFound
-	case http.StatusConflict:
+	case http.StatusConflict, http.StatusPreconditionFailed:
 		return exitConflict
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return exitUnavailable
@@ -92,7 +92,12 @@ func newHTTPClient(caFile string) (*http.Client, error) {
 // do sends a request with body (JSON-encoded unless nil) and decodes a 2xx
 // JSON answer into out (when not nil). Any other status is an *apiError.
 func (c *client) do(ctx context.Context, method, path string, body, out any) error {
-	raw, err := c.doRaw(ctx, method, path, body, "application/json")
+	return c.doHeader(ctx, method, path, nil, body, out)
+}
+
+// doHeader is do with extra request headers.
+func (c *client) doHeader(ctx context.Context, method, path string, header map[string]string, body, out any) error {
+	raw, err := c.doRawHeader(ctx, method, path, header, body, "application/json")
 	if err != nil || out == nil || len(bytes.TrimSpace(raw)) == 0 {
 		return err
 	}
@@ -104,6 +109,10 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 
 // doRaw is do without decoding: it returns the body of a 2xx answer.
 func (c *client) doRaw(ctx context.Context, method, path string, body any, accept string) ([]byte, error) {
+	return c.doRawHeader(ctx, method, path, nil, body, accept)
+}
+
+func (c *client) doRawHeader(ctx context.Context, method, path string, header map[string]string, body any, accept string) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -120,6 +129,9 @@ func (c *client) doRaw(ctx context.Context, method, path string, body any, accep
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", accept)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	if c.cred.header == brokerapi.HeaderAuthorization {
 		req.Header.Set(c.cred.header, "Bearer "+c.cred.value)
 	} else if c.cred.header != "" {

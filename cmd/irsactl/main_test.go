@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -285,11 +289,11 @@ func TestExportImport(t *testing.T) {
 	}
 }
 
-func TestImportIsAllOrNothing(t *testing.T) {
-	c := newCLI(t, devstack.Options{})
-	before := c.ok("mappings", "list")
-	// Sorted by org, "aaa-new" is written first; "zzz-bad" names a proxy
-	// role IAM does not have, which the broker refuses (409).
+// badImport writes a file whose orgs, sorted, are written in this order:
+// "aaa-new" (added), "irsa-iamrole-list-bucket" (changed), "zzz-bad", which
+// names a proxy role IAM does not have and the broker refuses (409).
+func badImport(t *testing.T) string {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "m.json")
 	body := fmt.Sprintf(`{"aaa-new": {"iam_role_arn": %q, "proxy_iam_role_arn": %q},
 	  "irsa-iamrole-list-bucket": [{"iam_role_arn": %q, "proxy_iam_role_arn": %q, "update_iam_role_trust_policy": "false"}],
@@ -300,8 +304,17 @@ func TestImportIsAllOrNothing(t *testing.T) {
 	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return file
+}
+
+// TestImportIsAllOrNothing: the broker refuses one org of the batch, and
+// nothing is written.
+func TestImportIsAllOrNothing(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	before := c.ok("mappings", "list")
+	file := badImport(t)
 	r := c.run("mappings", "import", file, "--apply")
-	if r.code != exitConflict || !strings.Contains(r.stderr, `org "zzz-bad"`) || !strings.Contains(r.stderr, "2 change(s) written before the failure were undone") {
+	if r.code != exitConflict || !strings.Contains(r.stderr, `nothing written: proxy_role_unusable: org "zzz-bad"`) || strings.Contains(r.stderr, "undone") {
 		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
 	}
 	if after := c.ok("mappings", "list"); after != before {
@@ -318,6 +331,93 @@ func TestImportIsAllOrNothing(t *testing.T) {
 	}
 	if r := c.run("mappings", "import", file); r.code != exitError || !strings.Contains(r.stderr, "bad org!") {
 		t.Errorf("invalid file: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// proxy puts a reverse proxy in front of the dev stack; before forwards a
+// request, or answers it itself (returns true).
+func (c *cli) proxy(before func(w http.ResponseWriter, r *http.Request) bool) {
+	c.t.Helper()
+	target, err := url.Parse(c.st.BrokerURL)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !before(w, r) {
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	c.t.Cleanup(srv.Close)
+	c.env[envBroker] = srv.URL
+}
+
+// TestImportIsIsolated: another admin writes between irsactl's read of the
+// mappings and its batch (the proxy makes that write first, every time):
+// the batch is refused as stale, nothing of the file is written, and the
+// other admin's write stays.
+func TestImportIsIsolated(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	file := filepath.Join(t.TempDir(), "m.json")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`{"aaa-new": {"iam_role_arn": %q, "proxy_iam_role_arn": %q}}`,
+		assetAcct+"acme-read-bucket-role", proxyAcct+"acme-read-bucket-role")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var concurrent sync.Once
+	c.proxy(func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPatch {
+			concurrent.Do(func() {
+				body := fmt.Sprintf(`{"role_pairs": [{"iam_role_arn": %q, "proxy_iam_role_arn": %q}]}`, assetAcct+"acme-update-bucket-role", proxyAcct+"acme-update-bucket-role")
+				req, _ := http.NewRequest(http.MethodPut, c.st.BrokerURL+"/v2/mappings/other-admin", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer admin-token")
+				if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusOK {
+					t.Errorf("the other admin's write: %v %v", res, err)
+				} else {
+					res.Body.Close()
+				}
+			})
+		}
+		return false
+	})
+	r := c.run("mappings", "import", file, "--apply")
+	if r.code != exitConflict || !strings.Contains(r.stderr, "changed since the dry run: nothing written") || !strings.Contains(r.stderr, "HTTP 412") {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	after := c.ok("mappings", "list")
+	if strings.Contains(after, "aaa-new") || !strings.Contains(after, "other-admin") {
+		t.Fatalf("after the refused import:\n%s", after)
+	}
+	// Run again, it applies in one write.
+	r = c.run("mappings", "import", file, "--apply")
+	if r.code != 0 || !regexp.MustCompile(`applied 1 change\(s\) in one write \(broker revision [0-9]+\)`).MatchString(r.stderr) {
+		t.Fatalf("second import: exit %d, stderr: %s", r.code, r.stderr)
+	}
+	if after := c.ok("mappings", "list"); !strings.Contains(after, "aaa-new") || !strings.Contains(after, "other-admin") {
+		t.Fatalf("after the import:\n%s", after)
+	}
+}
+
+// TestImportOnAnOlderBroker: a broker without PATCH /v2/mappings (405) is
+// written org by org, undoing on a refusal, and irsactl says so.
+func TestImportOnAnOlderBroker(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	c.proxy(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPatch {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		fmt.Fprint(w, `{"error":{"code":"method_not_allowed","message":"PATCH is not allowed on /v2/mappings"}}`)
+		return true
+	})
+	before := c.ok("mappings", "list")
+	r := c.run("mappings", "import", badImport(t), "--apply")
+	if r.code != exitConflict || !strings.Contains(r.stderr, "this broker has no batch write") || !strings.Contains(r.stderr, `org "zzz-bad"`) ||
+		!strings.Contains(r.stderr, "2 change(s) written before the failure were undone") {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	if after := c.ok("mappings", "list"); after != before {
+		t.Errorf("a failed import left changes:\n%s\nwant:\n%s", after, before)
 	}
 }
 

@@ -328,6 +328,8 @@ type importPlan struct {
 	Changes   []change `json:"changes"`
 	Unchanged int      `json:"unchanged"`
 	Applied   bool     `json:"applied"`
+	// AppliedRevision is the broker's revision after a batch write.
+	AppliedRevision string `json:"applied_revision,omitempty"`
 }
 
 func sameMapping(a, b model.Mapping) bool {
@@ -415,10 +417,14 @@ validate every mapping as the broker does, and show the difference with the
 broker: + added, ~ changed, - deleted (deletions only with --prune).
 
 Without --apply nothing is written (a dry run). With --apply the changes are
-written all or nothing: when one write is refused, the ones already made are
-undone and the command fails naming the refused org. --if-revision REV refuses
-to apply (exit 5) when the broker's mappings are no longer at the revision the
-dry run showed. See docs/design/irsactl.md for what "atomic" means here.`,
+written in one step (PATCH /v2/mappings): the broker validates every mapping
+as a single write does, and writes all of them or, when it refuses one,
+none; the command then fails naming the refused org. The write is guarded
+by the revision the diff was computed against: when the mappings changed in
+between, nothing is written (exit 5). --if-revision REV also refuses when
+the broker's mappings are no longer at the revision a reviewed dry run
+showed. A broker older than the batch route is written org by org, undoing
+the written ones on a refusal (said on stderr); see docs/design/irsactl.md.`,
 		Example: `  irsactl mappings import mappings-backup.yaml                 # dry run: the diff
   irsactl mappings import mappings-backup.yaml --apply --if-revision 12
   kubectl -n domino-field get cm domino-org-iamrole-mapping -o yaml | irsactl mappings import - --prune`,
@@ -454,9 +460,21 @@ dry run showed. See docs/design/irsactl.md for what "atomic" means here.`,
 			if p.Changes == nil {
 				p.Changes = []change{}
 			}
-			var applyErr error
+			var (
+				applyErr error
+				how      string
+			)
 			if apply && len(changes) > 0 {
-				applyErr = applyAll(cmd.Context(), c, changes, cmd.ErrOrStderr())
+				// The diff was computed at st.revision: the batch is written
+				// only if the mappings are still there.
+				p.AppliedRevision, applyErr = applyBatch(cmd.Context(), c, changes, st.revision)
+				how = "in one write"
+				if isOldBroker(applyErr) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "irsactl: this broker has no batch write (PATCH %s: %v); writing org by org, undoing on a refusal (not isolated: see docs/design/irsactl.md)\n",
+						brokerapi.PathV2Mappings, applyErr)
+					applyErr = applyAll(cmd.Context(), c, changes, cmd.ErrOrStderr())
+					how = "org by org"
+				}
 				p.Applied = applyErr == nil
 			}
 			if err := emit(cmd.OutOrStdout(), out, p, func(t *tabwriter.Writer) { printPlan(t, p) }); err != nil {
@@ -469,7 +487,8 @@ dry run showed. See docs/design/irsactl.md for what "atomic" means here.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "dry run: nothing written; to write it: irsactl mappings import %s --apply --if-revision %s%s\n",
 					args[0], st.revision, map[bool]string{true: " --prune"}[prune])
 			case apply && len(changes) > 0:
-				fmt.Fprintf(cmd.ErrOrStderr(), "applied %d change(s)\n", len(changes))
+				fmt.Fprintf(cmd.ErrOrStderr(), "applied %d change(s) %s%s\n", len(changes), how,
+					map[bool]string{true: " (broker revision " + p.AppliedRevision + ")"}[p.AppliedRevision != ""])
 			}
 			return nil
 		},
@@ -479,6 +498,48 @@ dry run showed. See docs/design/irsactl.md for what "atomic" means here.`,
 	f.BoolVar(&prune, "prune", false, "delete the orgs the file does not name")
 	f.StringVar(&ifRevision, "if-revision", "", "refuse (exit 5) unless the broker's mappings are at this revision")
 	return cmd
+}
+
+// batchBody is the body of PATCH /v2/mappings.
+type batchBody struct {
+	Put    []mappingV2 `json:"put,omitempty"`
+	Delete []string    `json:"delete,omitempty"`
+}
+
+// applyBatch writes every change in one PATCH /v2/mappings, guarded by
+// revision: the broker writes all of them or none. It returns the revision
+// after the write.
+func applyBatch(ctx context.Context, c *client, changes []change, revision string) (string, error) {
+	var body batchBody
+	for _, ch := range changes {
+		if ch.after == nil {
+			body.Delete = append(body.Delete, ch.Org)
+			continue
+		}
+		body.Put = append(body.Put, toV2(*ch.after))
+	}
+	var out struct {
+		Revision string `json:"revision"`
+	}
+	err := c.doHeader(ctx, http.MethodPatch, brokerapi.PathV2Mappings, map[string]string{"If-Match": `"` + revision + `"`}, body, &out)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.status == http.StatusPreconditionFailed:
+		return "", fmt.Errorf("%w: nothing written, run the import again: %w", errChanged, err)
+	case err != nil && !isOldBroker(err):
+		return "", fmt.Errorf("nothing written: %w", err)
+	}
+	return out.Revision, err
+}
+
+// isOldBroker: the broker predates PATCH /v2/mappings (405: the route has
+// GET only; 404 from a router that does not know the path at all).
+func isOldBroker(err error) bool {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return ae.status == http.StatusMethodNotAllowed || ae.status == http.StatusNotFound && (ae.Code == "not_found" || ae.Code == "http_not_found")
 }
 
 // applyAll writes changes in order; when one fails, it undoes the ones
