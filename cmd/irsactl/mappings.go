@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -100,9 +101,26 @@ func mappingsTable(t *tabwriter.Writer, ms []model.Mapping) {
 	row(t, "ORG", "ASSET ROLE", "PROXY ROLE", "TRUST UPDATE")
 	for _, m := range ms {
 		for _, p := range m.Pairs {
-			row(t, m.Org, p.IAMRoleARN, p.ProxyIAMRoleARN, yesNo(p.UpdateTrustPolicy))
+			row(t, m.Org, p.IAMRoleARN, proxySide(p), yesNo(p.UpdateTrustPolicy))
 		}
 	}
+}
+
+// proxySide shows a pair's proxy role, or its pool: name, members (role
+// names) and, for an elastic pool, its template.
+func proxySide(p model.RolePair) string {
+	if p.ProxyPool == nil {
+		return p.ProxyIAMRoleARN
+	}
+	names := make([]string, 0, len(p.ProxyPool.Members))
+	for _, m := range p.ProxyPool.Members {
+		names = append(names, roleName(m))
+	}
+	out := fmt.Sprintf("pool %s: %s", p.PoolName(), strings.Join(names, ", "))
+	if e := p.ProxyPool.Elastic; e != nil {
+		out += fmt.Sprintf(" (elastic from %s under %s)", roleName(e.TemplateRoleARN), e.Path)
+	}
+	return out
 }
 
 func v2File(ms []model.Mapping, rev string) mappingsFileV2 {
@@ -166,10 +184,14 @@ func newMappingsGet(s *settings) *cobra.Command {
 func putMapping(ctx context.Context, c *client, m model.Mapping) error {
 	if !m.Multi && len(m.Pairs) == 1 {
 		p := m.Pairs[0]
-		return c.do(ctx, http.MethodPost, brokerapi.PathUpdateMapping, map[string]any{
+		body := map[string]any{
 			"domino_org": m.Org, "iam_role_arn": p.IAMRoleARN, "proxy_iam_role_arn": p.ProxyIAMRoleARN,
 			"update_iam_role_trust_policy": p.UpdateTrustPolicy,
-		}, nil)
+		}
+		if p.ProxyPool != nil {
+			body["proxy_pool"] = p.ProxyPool
+		}
+		return c.do(ctx, http.MethodPost, brokerapi.PathUpdateMapping, body, nil)
 	}
 	return c.do(ctx, http.MethodPost, brokerapi.PathUpdateMultirole, map[string]any{"domino_org": m.Org, "role_data": m.Pairs}, nil)
 }
@@ -180,18 +202,26 @@ func deleteMapping(ctx context.Context, c *client, org string) error {
 
 func newMappingsSet(s *settings) *cobra.Command {
 	var (
-		assets, proxies []string
-		trust           []bool
-		multi           bool
+		assets, proxies, members []string
+		trust                    []bool
+		multi                    bool
+		pool                     string
 	)
 	cmd := &cobra.Command{
-		Use:   "set ORG --asset ARN --proxy ARN [--asset ARN --proxy ARN ...]",
-		Short: "Create or replace an org's mapping: one role pair, or several (admin)",
+		Use:   "set ORG --asset ARN (--proxy ARN|POOL-JSON | --pool NAME --member ARN...) [--asset ARN --proxy ... ...]",
+		Short: "Create or replace an org's mapping: one role pair, or several; a proxy role or a pool (admin)",
 		Long: `Create or replace an org's mapping. Each --asset (the role with the permissions)
 pairs with the --proxy (the role in the cluster's account federating its OIDC
 provider) given in the same position. One pair is stored as the legacy single
 mapping (update_role_mapping), several as a multi-role mapping
 (update_multirole_mapping); --multi stores a single pair in the list shape.
+
+The proxy side may be a pool of proxy roles (docs/design/pools.md): give --proxy
+the pool as the API's proxy_pool object, {"name", "members": [ARN, ...],
+"elastic": {"template_role_arn", "path", "permissions_boundary_arn",
+"max_members", "empty_grace_seconds"}}, or, for one pair and a static pool,
+--pool NAME with --member ARN once per member (the first is the pair's
+proxy_iam_role_arn). The broker verifies every member with IAM.
 
 --trust-update=false leaves the proxy role's trust policy to you; given once it
 applies to every pair, or give it once per pair.`,
@@ -201,10 +231,26 @@ applies to every pair, or give it once per pair.`,
   irsactl mappings set acme \
       --asset arn:aws:iam::524112250363:role/acme-read  --proxy arn:aws:iam::946429944765:role/acme-read \
       --asset arn:aws:iam::524112250363:role/acme-write --proxy arn:aws:iam::946429944765:role/acme-write \
-      --trust-update=true --trust-update=false`,
+      --trust-update=true --trust-update=false
+  irsactl mappings set acme --asset arn:aws:iam::524112250363:role/acme \
+      --pool acme --member arn:aws:iam::946429944765:role/acme-1 --member arn:aws:iam::946429944765:role/acme-2
+  irsactl mappings set acme --asset arn:aws:iam::524112250363:role/acme --proxy '{"name": "acme",
+      "members": ["arn:aws:iam::946429944765:role/acme-1"],
+      "elastic": {"template_role_arn": "arn:aws:iam::946429944765:role/acme-template", "path": "/irsa-pools/acme/",
+                  "permissions_boundary_arn": "arn:aws:iam::946429944765:policy/irsa-pool-boundary"}}'`,
 		Args:              exactArgs(1, "ORG"),
 		ValidArgsFunction: s.completeOrgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pool != "" || len(members) > 0 {
+				if pool == "" || len(members) == 0 || len(proxies) > 0 || len(assets) != 1 {
+					return usagef("--pool NAME and --member ARN (once per member) make the proxy side of one pair: give one --asset, no --proxy")
+				}
+				pp, err := json.Marshal(model.ProxyPool{Name: pool, Members: members})
+				if err != nil {
+					return err
+				}
+				proxies = []string{string(pp)}
+			}
 			if len(assets) == 0 || len(assets) != len(proxies) {
 				return usagef("give --asset and --proxy once per role pair (got %d --asset, %d --proxy)", len(assets), len(proxies))
 			}
@@ -213,12 +259,16 @@ applies to every pair, or give it once per pair.`,
 			}
 			m := model.Mapping{Org: args[0], Multi: multi || len(assets) > 1}
 			for i := range assets {
-				p := model.RolePair{IAMRoleARN: assets[i], ProxyIAMRoleARN: proxies[i], UpdateTrustPolicy: true}
+				update := true
 				switch len(trust) {
 				case 1:
-					p.UpdateTrustPolicy = trust[0]
+					update = trust[0]
 				case len(assets):
-					p.UpdateTrustPolicy = trust[i]
+					update = trust[i]
+				}
+				p, err := proxyFlag(assets[i], proxies[i], update)
+				if err != nil {
+					return usagef("--proxy %d: %v", i+1, err)
 				}
 				m.Pairs = append(m.Pairs, p)
 			}
@@ -237,10 +287,33 @@ applies to every pair, or give it once per pair.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&assets, "asset", nil, "asset role ARN (repeat for each pair)")
-	f.StringArrayVar(&proxies, "proxy", nil, "proxy role ARN (repeat for each pair, in the order of --asset)")
+	f.StringArrayVar(&proxies, "proxy", nil, "proxy role ARN, or a proxy_pool JSON object (repeat for each pair, in the order of --asset)")
+	f.StringVar(&pool, "pool", "", "name of the proxy-role pool of a single pair (with --member)")
+	f.StringArrayVar(&members, "member", nil, "a static member of --pool (repeat; the first is the pair's proxy role)")
 	f.BoolSliceVar(&trust, "trust-update", nil, "whether the broker edits the proxy role's trust policy (default true)")
 	f.BoolVar(&multi, "multi", false, "store a single pair in the multi-role (list) shape")
 	return cmd
+}
+
+// proxyFlag makes a pair of asset and --proxy's value: a role ARN, or a
+// proxy_pool JSON object decoded as the broker decodes it (unknown fields
+// refused; the first member is the pair's proxy role).
+func proxyFlag(asset, proxy string, update bool) (model.RolePair, error) {
+	if !strings.HasPrefix(strings.TrimSpace(proxy), "{") {
+		return model.RolePair{IAMRoleARN: asset, ProxyIAMRoleARN: proxy, UpdateTrustPolicy: update}, nil
+	}
+	pp, err := model.DecodePool(json.RawMessage(proxy))
+	if err != nil {
+		return model.RolePair{}, err
+	}
+	if len(pp.Members) == 0 {
+		return model.RolePair{}, &model.ValidationError{Field: "proxy_pool.members", Message: "at least one member (a proxy role ARN) is required"}
+	}
+	p := model.RolePair{IAMRoleARN: asset, ProxyIAMRoleARN: pp.Members[0], UpdateTrustPolicy: update, ProxyPool: pp}
+	if err := p.Validate(); err != nil {
+		return model.RolePair{}, err
+	}
+	return p, nil
 }
 
 func newMappingsDelete(s *settings) *cobra.Command {
@@ -333,7 +406,7 @@ type importPlan struct {
 }
 
 func sameMapping(a, b model.Mapping) bool {
-	return slices.Equal(a.Pairs, b.Pairs) && (a.Multi || len(a.Pairs) != 1) == (b.Multi || len(b.Pairs) != 1)
+	return slices.EqualFunc(a.Pairs, b.Pairs, func(x, y model.RolePair) bool { return reflect.DeepEqual(x, y) }) && (a.Multi || len(a.Pairs) != 1) == (b.Multi || len(b.Pairs) != 1)
 }
 
 // plan compares the broker's state with the file's mappings. prune deletes
@@ -375,7 +448,7 @@ func pairLine(p model.RolePair) string {
 	if !p.UpdateTrustPolicy {
 		t = "no trust update"
 	}
-	return fmt.Sprintf("%s via %s (%s)", p.IAMRoleARN, p.ProxyIAMRoleARN, t)
+	return fmt.Sprintf("%s via %s (%s)", p.IAMRoleARN, proxySide(p), t)
 }
 
 func printPlan(w io.Writer, p importPlan) {

@@ -26,6 +26,7 @@ const rootExample = `  irsactl config set broker https://irsa-svc.domino-field
   irsactl mappings export > backup.json && irsactl mappings import backup.json --apply
   irsactl preview --run 64a1b2c3d4e5f60718293a4b
   irsactl decisions --user alice --since 1h
+  irsactl trust --subjects
   irsactl whoami -wait 3m      # inside a workload: the AWS identity (same as 'irsactl aws whoami')
   source <(irsactl completion bash)`
 
@@ -46,7 +47,7 @@ func newRoot(e env) *cobra.Command {
 		&cobra.Group{ID: "admin", Title: "Administration:"},
 		&cobra.Group{ID: "runs", Title: "Identities and runs:"},
 	)
-	for _, c := range []*cobra.Command{newMappingsCmd(s), newSACmd(s), newPolicyCmd(s), newDecisionsCmd(s), newConfigCmd(s)} {
+	for _, c := range []*cobra.Command{newMappingsCmd(s), newTrustCmd(s), newSACmd(s), newPolicyCmd(s), newDecisionsCmd(s), newConfigCmd(s)} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
