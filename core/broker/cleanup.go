@@ -182,8 +182,10 @@ func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(model.
 	if err := c.o.Pods.Ready(ctx); err != nil {
 		return 0, err
 	}
+	// Roles may answer some roles and an error (a pool it could not list):
+	// the roles it did answer are swept, and the error is returned too.
 	roles, err := c.o.Roles(ctx)
-	if err != nil {
+	if err != nil && len(roles) == 0 {
 		return 0, fmt.Errorf("listing managed roles: %w", err)
 	}
 	var (
@@ -192,6 +194,9 @@ func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(model.
 		errs    []error
 		removed int
 	)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing managed roles (the others are swept): %w", err))
+	}
 	for _, role := range roles {
 		wg.Add(1)
 		go func() {
@@ -268,27 +273,30 @@ type PoolMembers interface {
 
 // ManagedPoolRoles is ManagedProxyRoles with the members elastic pools
 // created (listed in IAM under each pool's path): clean-up sweeps every
-// member of every pool. A pool that cannot be listed is swept by its static
-// members and the error is returned with the roles.
+// member of every pool. A pool that cannot be listed (IAM denied or
+// throttled ListRoles) is swept by its static members only: the roles of
+// every other pool are still returned, with the listing errors beside them.
 func ManagedPoolRoles(store MappingStore, pools PoolMembers) func(ctx context.Context) ([]string, error) {
 	return func(ctx context.Context) ([]string, error) {
 		snap, err := store.Snapshot(ctx)
 		if err != nil {
 			return nil, err
 		}
-		roles := snap.ProxyRolesToUpdate()
+		roles := snap.ProxyRolesToUpdate() // every static member
+		var errs []error
 		for _, p := range snap.Pools() {
 			if p.ProxyPool == nil || p.ProxyPool.Elastic == nil {
 				continue
 			}
 			members, err := pools.Members(ctx, p)
 			if err != nil {
-				return nil, err
+				errs = append(errs, fmt.Errorf("proxy pool %s: %w", p.PoolName(), err))
+				continue
 			}
 			roles = append(roles, members...)
 		}
 		sort.Strings(roles)
-		return slices.Compact(roles), nil
+		return slices.Compact(roles), errors.Join(errs...)
 	}
 }
 

@@ -615,3 +615,58 @@ func TestAuditedTrust(t *testing.T) {
 		})
 	}
 }
+
+// listFailing is a PoolMembers whose listing of one pool fails; every other
+// elastic pool has one created member, `<pool>-001` under its path.
+type listFailing struct {
+	failing string
+	err     error
+}
+
+func (l listFailing) Members(_ context.Context, pair model.RolePair) ([]string, error) {
+	if pair.PoolName() == l.failing {
+		return nil, l.err
+	}
+	return append(slices.Clone(pair.ProxyMembers()), "arn:aws:iam::946429944765:role"+pair.ProxyPool.Elastic.Path+pair.PoolName()+"-001"), nil
+}
+
+// TestReconcileSweepsPastAPoolItCannotList: a pool whose members cannot be
+// listed (ListRoles denied or throttled) is swept by its static members,
+// every other role is swept as usual, and the listing error is returned.
+func TestReconcileSweepsPastAPoolItCannotList(t *testing.T) {
+	elastic := func(name, static string) model.RolePair {
+		return model.RolePair{IAMRoleARN: testGrant.IAMRoleARN, ProxyIAMRoleARN: static, UpdateTrustPolicy: true,
+			ProxyPool: &model.ProxyPool{Name: name, Members: []string{static}, Elastic: &model.ElasticPool{
+				TemplateRoleARN: roleC, Path: "/irsa-pools/" + name + "/", PermissionsBoundaryARN: "arn:aws:iam::946429944765:policy/b"}}}
+	}
+	store := &fakeStore{snap: model.Snapshot{Mappings: map[string]model.Mapping{
+		"o1": {Org: "o1", Pairs: []model.RolePair{elastic("p1", roleA)}},
+		"o2": {Org: "o2", Pairs: []model.RolePair{elastic("p2", roleB)}},
+	}}}
+	createdP2 := "arn:aws:iam::946429944765:role/irsa-pools/p2/p2-001"
+	throttled := errors.New("iam:ListRoles: Throttling")
+	trust := newMemTrust(map[string][]string{
+		roleA:     {exact("run-gone")},
+		roleB:     {exact("run-gone")},
+		createdP2: {exact("run-gone"), exact("run-live")},
+	})
+	pods := &fakePods{}
+	pods.setLive("run-live", model.Pod{Namespace: computeNS, Name: "run-live-0", ServiceAccount: "run-live"})
+	c := newTestCleaner(t, CleanerOptions{Pods: pods, Trust: trust, Roles: ManagedPoolRoles(store, listFailing{"p1", throttled}), Audit: newRecAuditor()})
+
+	n, err := c.Reconcile(context.Background())
+	if !errors.Is(err, throttled) {
+		t.Fatalf("Reconcile error = %v, want the listing error", err)
+	}
+	if n != 3 {
+		t.Errorf("removed %d subjects, want 3 (p1's static member, p2's static and created ones)", n)
+	}
+	for _, r := range []string{roleA, roleB} {
+		if got := trust.subjects(r); len(got) != 0 {
+			t.Errorf("%s still holds %v", r, got)
+		}
+	}
+	if got := trust.subjects(createdP2); !slices.Equal(got, []string{exact("run-live")}) {
+		t.Errorf("%s holds %v, want only the live run", createdP2, got)
+	}
+}
