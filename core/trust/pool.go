@@ -126,6 +126,23 @@ func (e *PoolFullError) Classify() (model.Kind, string, string) {
 	return model.KindConflict, "proxy_pool_full", e.Error()
 }
 
+// SubjectTooLargeError: the subject does not fit even an empty member of
+// an elastic pool (the template's trust policy and the subject exceed the
+// account's trust-policy size quota), so growing the pool cannot help.
+type SubjectTooLargeError struct {
+	Pool        string
+	Size, Quota int // an empty member's trust policy with the subject; the quota
+}
+
+func (e *SubjectTooLargeError) Error() string {
+	return fmt.Sprintf("proxy pool %s cannot take this subject: even an empty member's trust policy would be %d characters with it, over the quota of %d (shorten the template's trust policy or raise AssumeRolePolicySizeQuota)", e.Pool, e.Size, e.Quota)
+}
+
+// Classify implements model.Classified.
+func (e *SubjectTooLargeError) Classify() (model.Kind, string, string) {
+	return model.KindConflict, "proxy_pool_subject_too_large", e.Error()
+}
+
 // RolesQuotaError: an elastic pool needs a new member but the account is at
 // its roles quota.
 type RolesQuotaError struct {
@@ -240,7 +257,7 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 	for attempt := 0; attempt < 2*(model.MaxPoolMembers+model.MaxElasticMembers); attempt++ {
 		role := p.pick(members, subject, tried, noPrune == nil)
 		if role == "" && canGrow {
-			grown, err := p.growPool(ctx, pair, len(subject))
+			grown, err := p.growPool(ctx, pair, subject)
 			var full *PoolFullError
 			switch {
 			case errors.As(err, &full):
@@ -269,6 +286,11 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 		var size *SizeError
 		switch {
 		case errors.As(err, &size):
+			if f, ok := p.w.Fill(role); ok && f.Subjects == 0 && !slices.Contains(pair.ProxyMembers(), role) {
+				// An empty created member refused it: so would every member
+				// the pool could create. Do not grow for it.
+				return placement{}, "too_large", &SubjectTooLargeError{Pool: pair.PoolName(), Size: size.Size, Quota: size.Quota}
+			}
 			tried[role] = true
 			continue
 		case iam.IsKind(err, iam.KindNoSuchEntity) && !slices.Contains(pair.ProxyMembers(), role):
@@ -285,9 +307,15 @@ func (p *Pools) place(ctx context.Context, pair model.RolePair, subject string) 
 }
 
 func resultOf(err error) string {
-	var q *RolesQuotaError
-	if errors.As(err, &q) {
+	var (
+		q *RolesQuotaError
+		t *SubjectTooLargeError
+	)
+	switch {
+	case errors.As(err, &q):
 		return "roles_quota"
+	case errors.As(err, &t):
+		return "too_large"
 	}
 	return "error"
 }
@@ -407,7 +435,7 @@ func (p *Pools) forget(pair model.RolePair) {
 // growPool makes room in an elastic pool whose members are all full: once
 // per pool at a time in this process (the others wait for it), under the
 // pool's lock across replicas. It returns the members after growing.
-func (p *Pools) growPool(ctx context.Context, pair model.RolePair, subjectLen int) ([]string, error) {
+func (p *Pools) growPool(ctx context.Context, pair model.RolePair, subject string) ([]string, error) {
 	key := pair.PoolKey()
 	p.mu.Lock()
 	p.waiting[key]++
@@ -423,7 +451,7 @@ func (p *Pools) growPool(ctx context.Context, pair model.RolePair, subjectLen in
 		// A round of its own: the callers' contexts may end, the growth should not.
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.w.opts.RoundTimeout)
 		defer cancel()
-		return nil, p.growLocked(gctx, pair, subjectLen)
+		return nil, p.growLocked(gctx, pair, subject)
 	})
 	if err != nil {
 		return nil, err
@@ -431,8 +459,8 @@ func (p *Pools) growPool(ctx context.Context, pair model.RolePair, subjectLen in
 	return p.Members(ctx, pair)
 }
 
-func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subjectLen int) error {
-	name := pair.PoolName()
+func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subject string) error {
+	name, subjectLen := pair.PoolName(), len(subject)
 	if p.o.Locker != nil {
 		unlock, err := p.o.Locker.Lock(ctx, "pool/"+name)
 		if err != nil {
@@ -459,6 +487,11 @@ func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subjectLen 
 	doc, err := p.template(ctx, tmpl)
 	if err != nil {
 		return fmt.Errorf("trust: reading the template of proxy pool %s: %w", name, err)
+	}
+	// A member created now would start as doc: if the subject does not fit
+	// that, no member the pool creates will take it.
+	if err := p.fitsEmpty(ctx, name, doc, subject); err != nil {
+		return err
 	}
 	// Enough members for the placements waiting on this growth.
 	p.mu.Lock()
@@ -515,6 +548,26 @@ func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subjectLen 
 		return nil
 	}
 	return errors.Join(errs...)
+}
+
+// fitsEmpty fails with a *SubjectTooLargeError when subject does not fit
+// the trust policy doc a new member starts with.
+func (p *Pools) fitsEmpty(ctx context.Context, pool, doc, subject string) error {
+	quota, err := p.w.api.TrustPolicySizeQuota(ctx)
+	if err != nil {
+		return fmt.Errorf("trust: reading the trust-policy size quota: %w", err)
+	}
+	d, err := Parse(doc, p.w.opts.OIDCProvider)
+	if err != nil {
+		return fmt.Errorf("trust: the template of proxy pool %s: %w", pool, err)
+	}
+	if _, err := d.Add(subject); err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	if size := d.Size(); size > quota {
+		return &SubjectTooLargeError{Pool: pool, Size: size, Quota: quota}
+	}
+	return nil
 }
 
 // createMember creates member n of the pool from the template: its managed

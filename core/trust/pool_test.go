@@ -476,3 +476,30 @@ func TestWithoutPrune(t *testing.T) {
 		t.Fatal("a full round did not prune")
 	}
 }
+
+// TestElasticPoolDoesNotGrowForASubjectNoMemberTakes: a subject that does
+// not fit even an empty member (the template's trust policy and the subject
+// exceed the quota) is refused with a clear 409 before any member is
+// created.
+func TestElasticPoolDoesNotGrowForASubjectNoMemberTakes(t *testing.T) {
+	e := newEnv(t)
+	pair := elasticEnv(t, e)
+	// Room for the static member's and the template's policies as they
+	// are, not for a subject more.
+	e.sim.SetQuota(acct, len(proxyTrust())+10)
+	before := len(e.sim.Snapshot().Accounts[0].Roles)
+	client := e.client(t)
+	w := trust.NewWriter(client, trust.WriterOptions{OIDCProvider: provider})
+	pools := trust.NewPools(trust.PoolOptions{Writer: w, IAM: client})
+
+	// The template's managed statement alone is shorter than the static
+	// member's policy; this subject does not fit it either.
+	_, _, err := pools.Place(context.Background(), pair, subject("run-"+strings.Repeat("long", 30)))
+	var tl *trust.SubjectTooLargeError
+	if k, code, msg := model.Classify(err); !errors.As(err, &tl) || k != model.KindConflict || code != "proxy_pool_subject_too_large" || !strings.Contains(msg, "proxy pool acme") {
+		t.Fatalf("Place = %v (%v %s %s): want proxy_pool_subject_too_large", err, k, code, msg)
+	}
+	if after := len(e.sim.Snapshot().Accounts[0].Roles); after != before {
+		t.Fatalf("the pool created %d members for a subject none can hold", after-before)
+	}
+}
