@@ -119,8 +119,8 @@ func (c *Serve) Register(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.ComputeNamespace, "compute-namespace", "domino-compute", "namespace of the workloads")
 	fs.StringVar(&c.CABundleFile, "ca-bundle-file", "", "PEM certificates workloads verify the broker with (the CA of its serving certificate, e.g. the ca.crt of cert-manager's secret); with --ca-bundle-configmap, published to the compute namespace and kept up to date")
-	fs.StringVar(&c.CABundleMap, "ca-bundle-configmap", "", "name of the ConfigMap of the compute namespace that holds --ca-bundle-file's certificates (key ca.crt); the broker creates it and never overwrites one it did not create")
-	fs.StringVar(&c.ServiceURL, "service-url", "", "the URL workloads reach this broker at (their DOMINO_IRSA_ENDPOINT, e.g. https://irsa-svc.domino-field); when set, a replica does not become ready while live pods of the compute namespace are wired to another IRSA service (one service per compute namespace)")
+	fs.StringVar(&c.CABundleMap, "ca-bundle-configmap", "", "name of the ConfigMap of the compute namespace that holds --ca-bundle-file's certificates (key ca.crt); the name is the broker's: anything else found there is replaced")
+	fs.StringVar(&c.ServiceURL, "service-url", "", "the URL workloads reach this broker at (their DOMINO_IRSA_ENDPOINT, e.g. https://irsa-svc.domino-field); when set, live pods of the compute namespace wired to another IRSA service are reported (irsa_other_irsa_service_pods, /v2/status, the log): run one service per compute namespace")
 	fs.StringVar(&c.OIDCProvider, "oidc-provider", "", "the cluster's OIDC provider as IAM names it, e.g. oidc.eks.us-west-2.amazonaws.com/id/ABC (required)")
 	fs.StringVar(&c.LegacyGetShape, "legacy-get-shape", "seed", "shape of GET /role_mappings and /my_role_mappings: seed (an org is one object, or a list when multi-role; my_role_mappings keyed by org) or v1.8 (every org a list, my_role_mappings a list, items with domino_org), for clients written for v1.8")
 	fs.BoolVar(&c.LegacySubjects, "legacy-subjects", false, "write subjects as *:<ns>:<sa> like the previous service (default: exact system:serviceaccount:<ns>:<sa>)")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,8 +24,7 @@ import (
 // KeyCABundle is the key of the published CA bundle ConfigMap.
 const KeyCABundle = "ca.crt"
 
-// labelManagedBy marks the ConfigMaps the broker writes; it never
-// overwrites one without it.
+// labelManagedBy marks the ConfigMaps the broker writes.
 const (
 	labelManagedBy = "app.kubernetes.io/managed-by"
 	managedBy      = "irsa-broker"
@@ -41,16 +41,21 @@ type CABundleOptions struct {
 	// serving certificate (ca.crt of cert-manager's secret).
 	File string
 	// Recheck is how often the ConfigMap is compared with the file even
-	// without a change (someone deleted or edited it); default 1 min.
+	// without a change (someone deleted or edited it); default 10 s.
 	Recheck time.Duration
-	Logger  hclog.Logger
+	// Registerer, if set, gets irsa_ca_bundle_published.
+	Registerer prometheus.Registerer
+	Logger     hclog.Logger
 }
 
 // PublishCABundle keeps the ConfigMap holding File's certificates (and
 // nothing else: a private key in File is refused) until ctx ends, so that
 // workloads can trust the broker without the serving secret, and its key,
 // being copied to their namespace, and nothing is done by hand when the
-// certificate is renewed.
+// certificate is renewed. The name is the broker's (the chart reserves it,
+// and RBAC lets the broker update only that ConfigMap): whatever else is
+// found there, whoever wrote it, is replaced at the next check, so a
+// compute-namespace user cannot plant a CA that workloads would trust.
 func PublishCABundle(ctx context.Context, cs kubernetes.Interface, o CABundleOptions) error {
 	if o.Namespace == "" || o.Name == "" || o.File == "" {
 		return errors.New("kube: the CA bundle needs a namespace, a name and a file")
@@ -59,7 +64,16 @@ func PublishCABundle(ctx context.Context, cs kubernetes.Interface, o CABundleOpt
 		o.Logger = hclog.NewNullLogger()
 	}
 	if o.Recheck <= 0 {
-		o.Recheck = time.Minute
+		o.Recheck = 10 * time.Second
+	}
+	published := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "irsa_ca_bundle_published",
+		Help: "1 when the last check found the CA bundle ConfigMap holding the broker's CA (or wrote it), 0 when it could not.",
+	})
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(published); err != nil {
+			return err
+		}
 	}
 	log := o.Logger.Named("ca-bundle").With("configmap", o.Namespace+"/"+o.Name, "file", o.File)
 	w, err := filewatch.New([]string{o.File}, filewatch.Options{Logger: log})
@@ -75,9 +89,14 @@ func PublishCABundle(ctx context.Context, cs kubernetes.Interface, o CABundleOpt
 	})
 	tick := time.NewTicker(o.Recheck)
 	defer tick.Stop()
-	var lastErr string // logged once until it changes
+	var (
+		lastErr string // logged once until it changes
+		mine    string // the bundle this broker last wrote or found in place
+	)
 	for {
-		if err := publishCABundle(ctx, cs, o); err != nil && ctx.Err() == nil {
+		err := publishCABundle(ctx, cs, o, &mine, log)
+		published.Set(map[bool]float64{true: 1, false: 0}[err == nil])
+		if err != nil && ctx.Err() == nil {
 			if err.Error() != lastErr {
 				log.Error("cannot publish the CA bundle; workloads may not verify the broker", "error", err)
 			}
@@ -95,9 +114,10 @@ func PublishCABundle(ctx context.Context, cs kubernetes.Interface, o CABundleOpt
 	}
 }
 
-// publishCABundle writes the file's certificates to the ConfigMap if they
-// differ; a ConfigMap the broker did not create is left alone.
-func publishCABundle(ctx context.Context, cs kubernetes.Interface, o CABundleOptions) error {
+// publishCABundle writes the file's certificates to the ConfigMap if it
+// holds anything else. mine is the bundle last written or found in place:
+// other content means someone else wrote it, which is logged.
+func publishCABundle(ctx context.Context, cs kubernetes.Interface, o CABundleOptions, mine *string, log hclog.Logger) error {
 	raw, err := os.ReadFile(o.File)
 	if err != nil {
 		return err
@@ -117,19 +137,30 @@ func publishCABundle(ctx context.Context, cs kubernetes.Interface, o CABundleOpt
 			if apierrors.IsAlreadyExists(err) {
 				return apierrors.NewConflict(corev1.Resource("configmaps"), o.Name, err)
 			}
+			if err == nil {
+				*mine = bundle
+			}
 			return err
 		}
 		if err != nil {
 			return err
 		}
-		if cm.Labels[labelManagedBy] != managedBy {
-			return fmt.Errorf("ConfigMap %s/%s exists and is not labelled %s=%s: not overwriting it", o.Namespace, o.Name, labelManagedBy, managedBy)
-		}
-		if cm.Data[KeyCABundle] == bundle && len(cm.Data) == 1 && len(cm.BinaryData) == 0 {
+		ours := cm.Labels[labelManagedBy] == managedBy && len(cm.Data) == 1 && len(cm.BinaryData) == 0
+		if ours && cm.Data[KeyCABundle] == bundle {
+			*mine = bundle
 			return nil
 		}
+		if !ours || cm.Data[KeyCABundle] != *mine {
+			log.Warn("the CA bundle ConfigMap held something the broker did not write; replacing it with the broker's CA", "resource_version", cm.ResourceVersion)
+		}
+		if cm.Labels == nil {
+			cm.Labels = map[string]string{}
+		}
+		cm.Labels[labelManagedBy] = managedBy
 		cm.Data, cm.BinaryData = map[string]string{KeyCABundle: bundle}, nil
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		if _, err = cms.Update(ctx, cm, metav1.UpdateOptions{}); err == nil {
+			*mine = bundle
+		}
 		return err
 	})
 }

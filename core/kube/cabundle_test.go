@@ -19,7 +19,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/irsa-broker/irsa-broker/internal/polltest"
+	"github.com/irsa-broker/irsa-broker/internal/syncbuf"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func selfSigned(t testing.TB, cn string) (cert, key []byte) {
@@ -91,8 +94,9 @@ func TestPublishCABundle(t *testing.T) {
 	cs := fake.NewClientset()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	reg := prometheus.NewRegistry()
 	go func() {
-		done <- PublishCABundle(ctx, cs, CABundleOptions{Namespace: "domino-compute", Name: "irsa-ca-bundle", File: file, Recheck: 50 * time.Millisecond})
+		done <- PublishCABundle(ctx, cs, CABundleOptions{Namespace: "domino-compute", Name: "irsa-ca-bundle", File: file, Recheck: 50 * time.Millisecond, Registerer: reg})
 	}()
 	defer func() { cancel(); <-done }()
 	published := func(want []byte) func() bool {
@@ -102,6 +106,10 @@ func TestPublishCABundle(t *testing.T) {
 		}
 	}
 	polltest.Until(t, "the CA published", published(ca1))
+	polltest.Until(t, "irsa_ca_bundle_published at 1", func() bool {
+		mfs, _ := reg.Gather()
+		return len(mfs) == 1 && mfs[0].GetMetric()[0].GetGauge().GetValue() == 1
+	})
 
 	// Renewed (here: a new CA), with nothing done by hand.
 	ca2, _ := selfSigned(t, "ca-2")
@@ -134,21 +142,32 @@ func TestPublishCABundle(t *testing.T) {
 	}
 }
 
-// A ConfigMap of that name that the broker did not create is not taken over.
-func TestPublishCABundleLeavesOthersAlone(t *testing.T) {
+// The name is the broker's: a ConfigMap planted there by someone else
+// (without the label, or with it) is replaced by the broker's CA, and the
+// replacement is logged.
+func TestPublishCABundleReplacesPlantedCA(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "ca.crt")
 	ca, _ := selfSigned(t, "ca")
+	evil, _ := selfSigned(t, "attacker")
 	if err := os.WriteFile(file, ca, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	theirs := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "irsa-ca-bundle", Namespace: "domino-compute"}, Data: map[string]string{"x": "y"}}
-	cs := fake.NewClientset(theirs)
-	o := CABundleOptions{Namespace: "domino-compute", Name: "irsa-ca-bundle", File: file}
-	if err := publishCABundle(context.Background(), cs, o); err == nil || !strings.Contains(err.Error(), "not overwriting") {
-		t.Fatalf("publish over a foreign ConfigMap: %v", err)
-	}
-	cm, _ := cs.CoreV1().ConfigMaps("domino-compute").Get(context.Background(), "irsa-ca-bundle", metav1.GetOptions{})
-	if cm.Data["x"] != "y" || cm.Data[KeyCABundle] != "" {
-		t.Fatalf("the foreign ConfigMap changed: %v", cm.Data)
+	for name, labels := range map[string]map[string]string{"unlabelled": nil, "labelled": {labelManagedBy: managedBy}} {
+		planted := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "irsa-ca-bundle", Namespace: "domino-compute", Labels: labels},
+			Data: map[string]string{KeyCABundle: string(evil), "extra": "x"}}
+		cs := fake.NewClientset(planted)
+		var logs syncbuf.Buffer
+		mine := ""
+		o := CABundleOptions{Namespace: "domino-compute", Name: "irsa-ca-bundle", File: file}
+		if err := publishCABundle(context.Background(), cs, o, &mine, hclog.New(&hclog.LoggerOptions{Output: &logs})); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cm, _ := cs.CoreV1().ConfigMaps("domino-compute").Get(context.Background(), "irsa-ca-bundle", metav1.GetOptions{})
+		if len(cm.Data) != 1 || cm.Data[KeyCABundle] != string(ca) || cm.Labels[labelManagedBy] != managedBy {
+			t.Fatalf("%s: the planted ConfigMap was not replaced: %v %v", name, cm.Labels, cm.Data)
+		}
+		if !logs.Contains("did not write") {
+			t.Errorf("%s: the replacement was not logged:\n%s", name, logs.String())
+		}
 	}
 }

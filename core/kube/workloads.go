@@ -6,12 +6,12 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -38,20 +38,21 @@ type ResolverOptions struct {
 	// account (UserServiceAccountName), which the run's pod must run as.
 	PerUserServiceAccounts bool
 	// Service is this broker as workloads name it (brokerapi.ServiceOf of
-	// its URL). When set, Exclusive fails while live pods are wired to
-	// another IRSA service.
+	// its URL). When set, pods wired to another IRSA service are reported
+	// (OtherServices, and a rate-limited log line).
 	Service string
-	Logger  hclog.Logger
+	// Registerer, if set, gets irsa_other_irsa_service_pods (with Service).
+	Registerer prometheus.Registerer
+	Logger     hclog.Logger
 }
 
 // Resolver finds a run's pod in an informer cache of the compute namespace,
 // indexed by execution id: no API call per request (except a TokenReview
 // when a pod token is presented).
 type Resolver struct {
-	o         ResolverOptions
-	informer  cache.SharedIndexInformer
-	log       hclog.Logger
-	exclusive atomic.Bool // Exclusive has passed once
+	o        ResolverOptions
+	informer cache.SharedIndexInformer
+	log      hclog.Logger
 }
 
 // NewResolver watches pods in o.Namespace. Call Start before Resolve.
@@ -103,8 +104,16 @@ func NewResolver(cs kubernetes.Interface, o ResolverOptions) (*Resolver, error) 
 	}
 	r := &Resolver{o: o, informer: inf, log: o.Logger.Named("workloads")}
 	if o.Service != "" {
-		if err := r.warnOtherServices(); err != nil {
+		if err := r.warnOtherServices(time.Minute); err != nil {
 			return nil, err
+		}
+		if o.Registerer != nil {
+			if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "irsa_other_irsa_service_pods",
+				Help: "Live pods of the compute namespace wired to another IRSA service (DOMINO_IRSA_ENDPOINT): two services on one namespace race each other's trust-policy writes.",
+			}, func() float64 { _, n := r.OtherServices(0); return float64(n) })); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return r, nil
@@ -145,7 +154,8 @@ func endpointsOnly(cs []corev1.Container) []corev1.Container {
 	return out
 }
 
-// irsaServicesOf names the IRSA services a pod's containers are wired to.
+// irsaServicesOf names the IRSA services a pod's containers are wired to
+// (values that are not an http(s) URL are not a service and are skipped).
 func irsaServicesOf(p *corev1.Pod) []string {
 	var out []string
 	for _, c := range p.Spec.Containers {
@@ -153,11 +163,7 @@ func irsaServicesOf(p *corev1.Pod) []string {
 			if e.Name != brokerapi.EnvEndpoint {
 				continue
 			}
-			s, err := brokerapi.ServiceOf(e.Value, p.Namespace)
-			if err != nil {
-				s = "unparsable endpoint"
-			}
-			if !slices.Contains(out, s) {
+			if s, err := brokerapi.ServiceOf(e.Value, p.Namespace); err == nil && !slices.Contains(out, s) {
 				out = append(out, s)
 			}
 		}
@@ -165,72 +171,68 @@ func irsaServicesOf(p *corev1.Pod) []string {
 	return out
 }
 
-// Exclusive fails while live pods of the compute namespace are wired to an
-// IRSA service other than this one (ResolverOptions.Service): two services
-// on one namespace would race each other's trust-policy writes, and each
-// would clean up on its own schedule. It is a readiness check, so a second
-// service never takes traffic; once it has passed it stays passed (a
-// service that later appears beside this one is logged at error, and this
-// one keeps serving its workloads).
-func (r *Resolver) Exclusive(context.Context) error {
-	if r.o.Service == "" || r.exclusive.Load() {
-		return nil
+// OtherServices reports the IRSA services other than this one
+// (ResolverOptions.Service) that live pods of the compute namespace are
+// wired to: up to max of them, each with one of its pods, and how many
+// live pods are wired elsewhere in all. Two services on one namespace race
+// each other's trust-policy writes, and v1.8 takes no lock we could share.
+// It is reported (metric, status, log), not enforced: any workload that
+// sets the variable would otherwise take the broker out of service.
+func (r *Resolver) OtherServices(max int) (services map[string]string, pods int) {
+	if r.o.Service == "" {
+		return nil, 0
 	}
-	if !r.informer.HasSynced() {
-		return fmt.Errorf("pod cache of namespace %s not synced", r.o.Namespace)
-	}
-	if other, pod := r.otherService(); other != "" {
-		return fmt.Errorf("live pods of namespace %s are wired to another IRSA service, %s (pod %s), not to this one (%s): run one service per compute namespace; this replica stays unready until they end",
-			r.o.Namespace, other, pod, r.o.Service)
-	}
-	r.exclusive.Store(true)
-	return nil
-}
-
-// otherService returns a service other than this one that a live pod is
-// wired to, and that pod; "" when there is none.
-func (r *Resolver) otherService() (service, pod string) {
 	idx := r.informer.GetIndexer()
-	services := idx.ListIndexFuncValues(indexIRSAService)
-	sort.Strings(services)
-	for _, s := range services {
+	names := idx.ListIndexFuncValues(indexIRSAService)
+	sort.Strings(names)
+	services = map[string]string{}
+	for _, s := range names {
 		if s == r.o.Service {
 			continue
 		}
 		objs, _ := idx.ByIndex(indexIRSAService, s)
 		for _, o := range objs {
-			if p := o.(*corev1.Pod); live(p) {
-				return s, p.Name
+			p := o.(*corev1.Pod)
+			if !live(p) {
+				continue
+			}
+			pods++
+			if _, seen := services[s]; !seen && len(services) < max {
+				services[s] = p.Name
 			}
 		}
 	}
-	return "", ""
+	return services, pods
 }
 
-// warnOtherServices logs, once per service (up to maxReported), a live pod
-// wired to another IRSA service after Exclusive has passed.
-func (r *Resolver) warnOtherServices() error {
-	const maxReported = 16
+// warnOtherServices logs, at most once per interval, a new live pod wired
+// to another IRSA service: rate-limited, not deduplicated, so that pods of
+// made-up services cannot hide a real one.
+func (r *Resolver) warnOtherServices(interval time.Duration) error {
 	var (
-		mu       sync.Mutex
-		reported = map[string]bool{}
+		mu   sync.Mutex
+		last time.Time
 	)
 	_, err := r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
 		p, ok := obj.(*corev1.Pod)
-		if !ok || !r.exclusive.Load() || !live(p) {
+		if !ok || !live(p) {
 			return
 		}
 		for _, s := range irsaServicesOf(p) {
+			if s == r.o.Service {
+				continue
+			}
 			mu.Lock()
-			first := s != r.o.Service && !reported[s] && len(reported) < maxReported
-			if first {
-				reported[s] = true
+			due := time.Since(last) >= interval
+			if due {
+				last = time.Now()
 			}
 			mu.Unlock()
-			if first {
-				r.log.Error("a pod of the compute namespace is wired to another IRSA service: two services on one namespace race each other's trust-policy writes; remove one",
+			if due {
+				r.log.Error("a pod of the compute namespace is wired to another IRSA service: two services on one namespace race each other's trust-policy writes; run one (see irsa_other_irsa_service_pods and /v2/status)",
 					"namespace", p.Namespace, "pod", p.Name, "other_service", s, "service", r.o.Service)
 			}
+			return
 		}
 	}})
 	return err

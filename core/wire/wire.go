@@ -165,8 +165,15 @@ func Build(ctx context.Context, cfg config.Serve, e Edges, log hclog.Logger) (_ 
 	}
 	opts := api.Options{
 		Service: b.Service, Metrics: b.Metrics, Logger: log, Timeout: cfg.RequestTimeout, Ready: g.ready,
-		Status: func() any { return map[string]any{"policy": b.Policy.Status()} },
-		Extra:  e.Routes,
+		Status: func() any {
+			st := map[string]any{"policy": b.Policy.Status()}
+			if g.pods != nil && cfg.ServiceURL != "" {
+				others, pods := g.pods.OtherServices(16)
+				st["other_irsa_services"] = map[string]any{"services": others, "pods": pods}
+			}
+			return st
+		},
+		Extra: e.Routes,
 	}
 	if ring != nil {
 		opts.Decisions = ring
@@ -243,7 +250,7 @@ func (b *Broker) kubernetes(cs kubernetes.Interface, g *graph, wopts *trust.Writ
 	}
 	resolver, err := kube.NewResolver(cs, kube.ResolverOptions{
 		Namespace: cfg.ComputeNamespace, PodTokens: kube.NewTokenReviewer(cs, cfg.PodTokenAudience), RequirePodToken: cfg.RequirePodToken,
-		PerUserServiceAccounts: cfg.PerUserServiceAccounts, Service: service, Logger: b.log,
+		PerUserServiceAccounts: cfg.PerUserServiceAccounts, Service: service, Registerer: b.Metrics.Registry, Logger: b.log,
 	})
 	if err != nil {
 		return err
@@ -252,11 +259,10 @@ func (b *Broker) kubernetes(cs kubernetes.Interface, g *graph, wopts *trust.Writ
 	b.closers = append(b.closers, stopEvents)
 	g.pods, g.audit, g.workloads = resolver, events, resolver
 	g.sas = kube.NewServiceAccounts(cs, cfg.ComputeNamespace, b.log)
-	g.ready = append(g.ready, api.Check{Name: "workloads", Fn: resolver.Ready},
-		api.Check{Name: "one-service-per-namespace", Fn: resolver.Exclusive})
+	g.ready = append(g.ready, api.Check{Name: "workloads", Fn: resolver.Ready})
 	wopts.Prune = broker.StaleSubjects(resolver)
 	if cfg.CABundleMap != "" {
-		o := kube.CABundleOptions{Namespace: cfg.ComputeNamespace, Name: cfg.CABundleMap, File: cfg.CABundleFile, Logger: b.log}
+		o := kube.CABundleOptions{Namespace: cfg.ComputeNamespace, Name: cfg.CABundleMap, File: cfg.CABundleFile, Registerer: b.Metrics.Registry, Logger: b.log}
 		b.background = append(b.background, func(ctx context.Context) {
 			if err := kube.PublishCABundle(ctx, cs, o); err != nil {
 				b.log.Error("the CA bundle is not published", "error", err)
