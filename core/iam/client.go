@@ -74,7 +74,12 @@ type Options struct {
 // Role is what GetRole returns, with the trust policy already URL-decoded.
 type Role struct {
 	ARN, Name, Path string
-	TrustPolicy     string
+	// ID is IAM's RoleId: a role deleted and created again under the same
+	// name has another.
+	ID          string
+	TrustPolicy string
+	// Tags, from GetRole and CreateRole only (ListRoles returns none).
+	Tags map[string]string
 }
 
 // Client is the narrow IAM client. It is safe for concurrent use.
@@ -209,11 +214,20 @@ func (c *Client) GetRole(ctx context.Context, roleName string) (Role, error) {
 	if err != nil {
 		return Role{}, &Error{Kind: KindMalformedPolicy, Action: "iam:GetRole", Role: roleName, Err: err}
 	}
+	var tags map[string]string
+	for _, t := range out.Role.Tags {
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
 	return Role{
 		ARN:         aws.ToString(out.Role.Arn),
 		Name:        aws.ToString(out.Role.RoleName),
 		Path:        aws.ToString(out.Role.Path),
+		ID:          aws.ToString(out.Role.RoleId),
 		TrustPolicy: doc,
+		Tags:        tags,
 	}, nil
 }
 

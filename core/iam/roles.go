@@ -37,7 +37,7 @@ func (c *Client) ListRoles(ctx context.Context, pathPrefix string) ([]Role, erro
 		}
 		for _, r := range page.Roles {
 			doc, _ := DecodePolicy(aws.ToString(r.AssumeRolePolicyDocument))
-			out = append(out, Role{ARN: aws.ToString(r.Arn), Name: aws.ToString(r.RoleName), Path: aws.ToString(r.Path), TrustPolicy: doc})
+			out = append(out, Role{ARN: aws.ToString(r.Arn), Name: aws.ToString(r.RoleName), Path: aws.ToString(r.Path), ID: aws.ToString(r.RoleId), TrustPolicy: doc})
 		}
 	}
 	return out, nil
@@ -66,7 +66,8 @@ func (c *Client) CreateRole(ctx context.Context, r NewRole) (Role, error) {
 	if err != nil {
 		return Role{}, classify(err, "iam:CreateRole", r.Name)
 	}
-	return Role{ARN: aws.ToString(out.Role.Arn), Name: aws.ToString(out.Role.RoleName), Path: aws.ToString(out.Role.Path), TrustPolicy: r.TrustPolicy}, nil
+	return Role{ARN: aws.ToString(out.Role.Arn), Name: aws.ToString(out.Role.RoleName), Path: aws.ToString(out.Role.Path),
+		ID: aws.ToString(out.Role.RoleId), TrustPolicy: r.TrustPolicy, Tags: r.Tags}, nil
 }
 
 // CopyRolePolicies gives role to the permissions of role from: each inline

@@ -88,10 +88,17 @@ type Pools struct {
 	waiting    map[string]int           // pool key → placements waiting for growth
 	emptySince map[string]time.Time     // elastic member → first seen empty
 	templates  map[string]templateCache // template role → managed-only policy
+	// owned remembers, per role ARN and RoleId, whether the role carries the
+	// tags this broker gives the members it creates for the pool (checked
+	// with GetRole once per role incarnation).
+	owned map[ownedKey]bool
 }
 
+type ownedKey struct{ pool, arn, id string }
+
 type listing struct {
-	members []string // elastic members, by number
+	members []string // elastic members this broker created, by number
+	taken   []int    // every number in use under the path, foreign roles too
 	at      time.Time
 }
 
@@ -193,6 +200,7 @@ func NewPools(o PoolOptions) *Pools {
 		o: o, w: o.Writer, log: log, m: newPoolMetrics(o.Registerer, log), alarm: newAlarm("pool", o.Alert),
 		lists: map[string]listing{}, waiting: map[string]int{},
 		emptySince: map[string]time.Time{}, templates: map[string]templateCache{},
+		owned: map[ownedKey]bool{},
 	}
 }
 
@@ -386,44 +394,142 @@ func (p *Pools) Members(ctx context.Context, pair model.RolePair) ([]string, err
 // created lists the members an elastic pool created, from the cache unless
 // refresh or it is older than ListTTL.
 func (p *Pools) created(ctx context.Context, pair model.RolePair, refresh bool) ([]string, error) {
+	l, err := p.listed(ctx, pair, refresh)
+	return l.members, err
+}
+
+// listed is created with the member numbers taken under the path.
+func (p *Pools) listed(ctx context.Context, pair model.RolePair, refresh bool) (listing, error) {
 	key := pair.PoolKey()
 	p.mu.Lock()
 	l, ok := p.lists[key]
 	p.mu.Unlock()
 	if ok && !refresh && p.o.Now().Sub(l.at) < p.o.ListTTL {
-		return l.members, nil
+		return l, nil
 	}
 	if !refresh {
-		v, err, _ := p.list.Do(key, func() (any, error) { return p.created(ctx, pair, true) })
+		v, err, _ := p.list.Do(key, func() (any, error) { return p.listed(ctx, pair, true) })
 		if err != nil {
-			return nil, err
+			return listing{}, err
 		}
-		return v.([]string), nil
+		return v.(listing), nil
 	}
 	at := p.o.Now()
 	roles, err := p.o.IAM.ListRoles(ctx, pair.ProxyPool.Elastic.Path)
 	if err != nil {
-		return nil, fmt.Errorf("trust: listing the members of proxy pool %s: %w", pair.PoolName(), err)
+		return listing{}, fmt.Errorf("trust: listing the members of proxy pool %s: %w", pair.PoolName(), err)
 	}
 	type numbered struct {
-		n   int
-		arn string
+		n int
+		r iam.Role
 	}
 	var found []numbered
 	for _, r := range roles {
 		if n, ok := model.ParseElasticMemberName(pair.PoolName(), r.Name); ok && r.Path == pair.ProxyPool.Elastic.Path {
-			found = append(found, numbered{n, r.ARN})
+			found = append(found, numbered{n, r})
 		}
 	}
 	slices.SortFunc(found, func(a, b numbered) int { return a.n - b.n })
-	members := make([]string, len(found))
+	// Only roles carrying this broker's tags for this pool are members: a
+	// role someone else put under the path with a member's name is neither
+	// given subjects nor deleted.
+	owned := make([]bool, len(found))
+	errs := make([]error, len(found))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8)
 	for i, f := range found {
-		members[i] = f.arn
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			owned[i], errs[i] = p.isOwned(ctx, pair, f.r)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return listing{}, fmt.Errorf("trust: checking the members of proxy pool %s: %w", pair.PoolName(), err)
+	}
+	l = listing{at: at}
+	for i, f := range found {
+		l.taken = append(l.taken, f.n)
+		if owned[i] {
+			l.members = append(l.members, f.r.ARN)
+		}
 	}
 	p.mu.Lock()
-	p.lists[key] = listing{members: members, at: at}
+	p.lists[key] = l
 	p.mu.Unlock()
-	return members, nil
+	return l, nil
+}
+
+// NotOwnedError: a role under an elastic pool's path, named like one of its
+// members, lacks the tags the broker gives the members it creates for that
+// pool; the broker neither places subjects in it nor deletes it.
+type NotOwnedError struct {
+	Pool, Role string
+	Tags       map[string]string
+}
+
+func (e *NotOwnedError) Error() string {
+	return fmt.Sprintf("role %s is under the path of proxy pool %s but was not created by this broker for it (tags %s=%q, %s=%q, %s=%q)",
+		e.Role, e.Pool, TagManagedBy, e.Tags[TagManagedBy], TagPool, e.Tags[TagPool], TagTemplate, e.Tags[TagTemplate])
+}
+
+// Classify implements model.Classified.
+func (e *NotOwnedError) Classify() (model.Kind, string, string) {
+	return model.KindConflict, "proxy_pool_member_not_owned", e.Error()
+}
+
+// ownedTags reports whether tags are those createMember gives a member of pair's pool.
+func (p *Pools) ownedTags(pair model.RolePair, tags map[string]string) bool {
+	tmpl, _ := model.ParseRoleARN(pair.ProxyPool.Elastic.TemplateRoleARN)
+	return tags[TagManagedBy] == p.o.ManagedBy && tags[TagPool] == pair.PoolName() && tags[TagTemplate] == tmpl.Name
+}
+
+// checkOwned reads the role now (GetRole) and fails with a *NotOwnedError
+// unless it carries the pool's tags.
+func (p *Pools) checkOwned(ctx context.Context, pair model.RolePair, role string) (iam.Role, error) {
+	arn, err := model.ParseRoleARN(role)
+	if err != nil {
+		return iam.Role{}, fmt.Errorf("trust: %w", err)
+	}
+	r, err := p.w.api.GetRole(ctx, arn.Name)
+	if err != nil {
+		return iam.Role{}, err
+	}
+	if r.ARN != role || !p.ownedTags(pair, r.Tags) {
+		return r, &NotOwnedError{Pool: pair.PoolName(), Role: role, Tags: r.Tags}
+	}
+	return r, nil
+}
+
+// isOwned is checkOwned remembered per role incarnation (ARN and RoleId). A
+// role gone meanwhile is not a member.
+func (p *Pools) isOwned(ctx context.Context, pair model.RolePair, listed iam.Role) (bool, error) {
+	k := ownedKey{pair.PoolKey(), listed.ARN, listed.ID}
+	p.mu.Lock()
+	v, ok := p.owned[k]
+	p.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	r, err := p.checkOwned(ctx, pair, listed.ARN)
+	var no *NotOwnedError
+	switch {
+	case iam.IsKind(err, iam.KindNoSuchEntity):
+		return false, nil
+	case errors.As(err, &no):
+		p.log.Warn("a role under an elastic pool's path lacks the broker's tags: not a member, never given subjects nor deleted", "pool", pair.PoolName(), "role", listed.ARN, "error", err)
+	case err != nil:
+		return false, err
+	}
+	if listed.ID != "" && r.ID != listed.ID {
+		return false, nil // replaced since the listing: judged at the next one
+	}
+	p.mu.Lock()
+	p.owned[k] = no == nil
+	p.mu.Unlock()
+	return no == nil, nil
 }
 
 func (p *Pools) forget(pair model.RolePair) {
@@ -468,10 +574,11 @@ func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subject str
 		}
 		defer unlock()
 	}
-	created, err := p.created(ctx, pair, true)
+	l, err := p.listed(ctx, pair, true)
 	if err != nil {
 		return err
 	}
+	created := l.members
 	// Another replica (or an earlier growth) may have made room already: a
 	// created member this process knows nothing of, or one with room.
 	for _, m := range created {
@@ -512,11 +619,8 @@ func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subject str
 		}
 	}
 	taken := map[int]bool{}
-	for _, m := range created {
-		if arn, err := model.ParseRoleARN(m); err == nil {
-			n, _ := model.ParseElasticMemberName(name, arn.Name)
-			taken[n] = true
-		}
+	for _, n := range l.taken {
+		taken[n] = true
 	}
 	tmplARN, _ := model.ParseRoleARN(tmpl)
 	var (
@@ -594,6 +698,9 @@ func (p *Pools) createMember(ctx context.Context, pair model.RolePair, n int, te
 		}
 		return fmt.Errorf("trust: copying the policies of %s to member %s of proxy pool %s: %w", template, role, name, err)
 	}
+	p.mu.Lock()
+	p.owned[ownedKey{pair.PoolKey(), r.ARN, r.ID}] = true
+	p.mu.Unlock()
 	p.m.created.WithLabelValues(name).Inc()
 	p.log.Info("proxy pool grew", "pool", name, "role", r.ARN, "template", template)
 	return nil
@@ -697,7 +804,14 @@ func (p *Pools) shrinkMember(ctx context.Context, pair model.RolePair, role stri
 		return false, nil
 	}
 	arn, _ := model.ParseRoleARN(role)
-	ok, err := p.w.DeleteIfEmpty(ctx, role, func(ctx context.Context) error { return p.o.IAM.DeleteRole(ctx, arn.Name) })
+	ok, err := p.w.DeleteIfEmpty(ctx, role, func(ctx context.Context) error {
+		// Under the member's lock, right before deleting: only a role that
+		// carries the tags this broker gave it is deleted.
+		if _, err := p.checkOwned(ctx, pair, role); err != nil {
+			return fmt.Errorf("trust: not deleting %s: %w", role, err)
+		}
+		return p.o.IAM.DeleteRole(ctx, arn.Name)
+	})
 	if err != nil {
 		return false, err
 	}

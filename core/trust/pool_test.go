@@ -503,3 +503,63 @@ func TestElasticPoolDoesNotGrowForASubjectNoMemberTakes(t *testing.T) {
 		t.Fatalf("the pool created %d members for a subject none can hold", after-before)
 	}
 }
+
+// TestElasticPoolOnlyUsesAndDeletesItsOwnMembers: a role under the pool's
+// path named like a member but without the broker's tags (another team's,
+// or a copy-pasted pool's) is never given a subject nor deleted; a member
+// whose tags are gone by the time it would be deleted is kept too.
+func TestElasticPoolOnlyUsesAndDeletesItsOwnMembers(t *testing.T) {
+	e := newEnv(t)
+	pair := elasticEnv(t, e)
+	pair.ProxyPool.Elastic.EmptyGraceSeconds = 1
+	foreign, err := e.sim.CreateRole(acct, "acme-001", "/irsa-pools/acme/", proxyTrust())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	client := e.client(t)
+	w := trust.NewWriter(client, trust.WriterOptions{OIDCProvider: provider, Now: clock.Now})
+	pools := trust.NewPools(trust.PoolOptions{Writer: w, IAM: client, Now: clock.Now, Fresh: time.Second})
+	// Fill the static member so that the next subject needs a created one.
+	var pl placement
+	for i := 0; pl.Role == "" || pl.Role == pair.ProxyIAMRoleARN; i++ {
+		if pl, err = place(pools, pair, subject(fmt.Sprintf("run-%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pl.Role == foreign {
+		t.Fatalf("a subject was placed in %s, a role the broker did not create", foreign)
+	}
+	if subs := e.subjects(t, "acme-001"); len(subs) != 0 {
+		t.Fatalf("the foreign role was given %v", subs)
+	}
+	members, err := pools.Members(context.Background(), pair)
+	if err != nil || slices.Contains(members, foreign) || len(members) != 2 {
+		t.Fatalf("members = %v, %v: want the static one and one created", members, err)
+	}
+	created := members[1]
+	arn, _ := model.ParseRoleARN(created)
+	if err := w.Remove(context.Background(), created, e.subjects(t, arn.Name)...); err != nil {
+		t.Fatal(err)
+	}
+	// Both the foreign role and the emptied member are empty now; once the
+	// grace period passed, only the member is deleted.
+	if n, err := pools.Shrink(context.Background(), []model.RolePair{pair}); n != 0 || err != nil {
+		t.Fatalf("first shrink deleted %d (%v)", n, err)
+	}
+	clock.Add(2 * time.Second)
+	// The member loses its tags before it is deleted: it is kept.
+	if err := e.sim.UntagRole(acct, arn.Name, trust.TagManagedBy); err != nil {
+		t.Fatal(err)
+	}
+	n, err := pools.Shrink(context.Background(), []model.RolePair{pair})
+	var no *trust.NotOwnedError
+	if n != 0 || !errors.As(err, &no) {
+		t.Fatalf("shrink of an untagged member deleted %d (%v): want none and a NotOwnedError", n, err)
+	}
+	for _, name := range []string{"acme-001", arn.Name} {
+		if _, err := e.sim.RoleARN(acct, name); err != nil {
+			t.Fatalf("%s was deleted: %v", name, err)
+		}
+	}
+}

@@ -288,6 +288,11 @@ func (s *Server) PutRolePolicy(accountID, roleName, policyName, policyJSON strin
 	return asError(s.putRolePolicy(accountID, roleName, policyName, policyJSON))
 }
 
+// UntagRole removes the tags with these keys from a role.
+func (s *Server) UntagRole(accountID, roleName string, keys ...string) error {
+	return asError(s.untagRole(accountID, roleName, keys))
+}
+
 // UpdateAssumeRolePolicy replaces a role's trust policy (quota and syntax enforced).
 func (s *Server) UpdateAssumeRolePolicy(accountID, roleName, trustPolicyJSON string) error {
 	return asError(s.updateTrust(accountID, roleName, trustPolicyJSON))
