@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -69,7 +70,69 @@ type transportError struct{ err error }
 func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
 
-// newHTTPClient trusts caFile's certificates in addition to the system's.
+// redirectError is a 3xx answer. irsactl never follows one: the request
+// carries the user's credential (a bearer token, a Domino API key), which
+// goes to the configured broker URL only. Go drops Authorization on a
+// cross-host redirect but keeps X-Domino-Api-Key, and keeps both on a
+// same-host redirect from https to http.
+type redirectError struct {
+	method, url string // the request that was answered with a redirect
+	status      int
+	location    string // as sent (one line, bounded, credential redacted); may be empty
+}
+
+func (e *redirectError) Error() string {
+	loc := e.location
+	if loc == "" {
+		loc = "(no Location)"
+	}
+	return fmt.Sprintf("%s %s: the broker answered HTTP %d redirecting to %s; not followed: irsactl sends its credential only to the configured broker URL (set --broker, $%s or the config file to the broker itself)",
+		e.method, e.url, e.status, loc, envBroker)
+}
+
+// maxLocation bounds a Location quoted in an error.
+const maxLocation = 200
+
+// quoteLocation makes a Location header fit for an error: one line,
+// bounded, without the request's credential.
+func quoteLocation(loc, secret string) string {
+	loc = strings.Join(strings.Fields(loc), "")
+	if secret != "" {
+		loc = strings.ReplaceAll(loc, secret, "[redacted]")
+	}
+	if len(loc) > maxLocation {
+		loc = loc[:maxLocation] + "…"
+	}
+	return loc
+}
+
+// refuseRedirects makes an http.Client return a 3xx answer instead of
+// following it with the request's headers.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// isLoopback reports whether host (a URL's Hostname) is this machine:
+// localhost or a loopback address.
+func isLoopback(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkTransport refuses to send a credential in clear text: over http://
+// only to a loopback host (the dev stack).
+func checkTransport(u *url.URL, cred credential) error {
+	if cred.header == "" || u.Scheme != "http" || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return usagef("broker URL %s is plain http:// to another host: irsactl does not send a credential (%s) unencrypted; use https:// (plain http is for a broker on this machine, such as the dev stack)",
+		u.Redacted(), cred.source)
+}
+
+// newHTTPClient trusts caFile's certificates in addition to the system's. It
+// never follows a redirect (redirectError).
 func newHTTPClient(caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if caFile != "" {
@@ -86,7 +149,7 @@ func newHTTPClient(caFile string) (*http.Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}, nil
+	return &http.Client{Transport: tr, Timeout: 2 * time.Minute, CheckRedirect: refuseRedirects}, nil
 }
 
 // do sends a request with body (JSON-encoded unless nil) and decodes a 2xx
@@ -152,6 +215,9 @@ func (c *client) doRawHeader(ctx context.Context, method, path string, header ma
 	}
 	if resp.StatusCode/100 == 2 {
 		return raw, nil
+	}
+	if resp.StatusCode/100 == 3 {
+		return nil, &redirectError{method: method, url: c.base + path, status: resp.StatusCode, location: quoteLocation(resp.Header.Get("Location"), c.cred.value)}
 	}
 	ae := &apiError{status: resp.StatusCode}
 	var eb brokerapi.ErrorBody

@@ -206,13 +206,17 @@ func (s *settings) client(ctx context.Context) (*client, error) {
 		return nil, err
 	}
 	base := strings.TrimRight(get(ss, "broker"), "/")
-	if u, err := url.Parse(base); err != nil {
+	u, err := url.Parse(base)
+	if err != nil {
 		return nil, usagef("broker URL %q: %v", base, err)
 	} else if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, usagef("broker URL %q: want http:// or https://", base)
 	}
 	cred, err := s.credential(ctx, hc, get(ss, "token_file"))
 	if err != nil {
+		return nil, err
+	}
+	if err := checkTransport(u, cred); err != nil {
 		return nil, err
 	}
 	return &client{base: base, http: hc, cred: cred}, nil

@@ -31,8 +31,8 @@ type env struct {
 // Exit codes (docs/irsactl.md).
 const (
 	exitOK          = 0
-	exitError       = 1 // anything else: a refused request (400), a broker or network failure, failed policy tests
-	exitUsage       = 2 // wrong command line
+	exitError       = 1 // anything else: a refused request (400), a redirect, a broker or network failure, failed policy tests
+	exitUsage       = 2 // wrong command line or settings (a credential for a plain http:// broker elsewhere)
 	exitForbidden   = 3 // 401 or 403: no, bad or insufficient credentials
 	exitNotFound    = 4 // 404: no such org, run, service account or route
 	exitConflict    = 5 // 409, or the mappings changed since the reviewed dry run
