@@ -145,6 +145,9 @@ func (s *settings) resolve() ([]setting, fileConfig, error) {
 		pick("token_file", s.tokenFile, "token-file", []string{envTokenFile}, fc.TokenFile, ""),
 		pick("output", s.output, "output", []string{envOutput}, fc.Output, outTable),
 	}
+	// DOMINO_IRSA_ENDPOINT is the map URL in workload pods; the API's paths
+	// go under the base URL.
+	out[0].Value = brokerapi.BaseURL(out[0].Value)
 	if !slices.Contains(outputs, out[3].Value) {
 		return nil, fc, usagef("output %q (%s): want one of %s", out[3].Value, out[3].Source, strings.Join(outputs, ", "))
 	}

@@ -6,9 +6,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+	"github.com/irsa-broker/irsa-broker/internal/devstack"
 )
 
 // recorder is a server that records the credential headers of every
@@ -165,5 +169,26 @@ func TestIsLoopback(t *testing.T) {
 		if got := isLoopback(host); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+// TestEndpointIsTheMapURL: in a workload pod irsactl finds the broker in
+// DOMINO_IRSA_ENDPOINT, which is the map URL the sidecar posts to; the API's
+// other paths are under the base URL.
+func TestEndpointIsTheMapURL(t *testing.T) {
+	c := newCLI(t, devstack.Options{})
+	c.env[envBroker], c.env[envEndpoint] = "", c.st.BrokerURL+brokerapi.PathMap+"/"
+	if out := c.ok("config"); !regexp.MustCompile(`broker +` + regexp.QuoteMeta(c.st.BrokerURL) + ` +env ` + envEndpoint + `\n`).MatchString(out) {
+		t.Errorf("config with %s=%s:\n%s", envEndpoint, c.env[envEndpoint], out)
+	}
+	if out := c.ok("auth", "whoami", "-o", "json"); !strings.Contains(out, `"admin": true`) {
+		t.Errorf("auth whoami: %s", out)
+	}
+	if out := c.ok("mappings", "list"); !strings.Contains(out, "irsa-iamrole-read-bucket") {
+		t.Errorf("mappings list: %s", out)
+	}
+	c.env[envToken] = "alice-token"
+	if out := c.ok("map", "--run", "run1"); !strings.Contains(out, "[profile ") {
+		t.Errorf("map: %s", out)
 	}
 }

@@ -11,6 +11,15 @@ import (
 // v1.8's Mutations set it: https://<service>.<field namespace>/map_iam_roles_to_pod_sa.
 const EnvEndpoint = "DOMINO_IRSA_ENDPOINT"
 
+// BaseURL is the broker's base URL, to which the API's paths are appended,
+// from an endpoint that is either the base URL or, as DOMINO_IRSA_ENDPOINT
+// is in workload pods, the whole map URL: a trailing PathMap is removed, and
+// trailing slashes. BaseURL(e) + PathMap is the map URL either way.
+func BaseURL(endpoint string) string {
+	e := strings.TrimRight(strings.TrimSpace(endpoint), "/")
+	return strings.TrimRight(strings.TrimSuffix(e, PathMap), "/")
+}
+
 // ServiceOf names the broker an endpoint URL reaches, for comparing two
 // endpoints: "<service>.<namespace>" for a Kubernetes Service in any of its
 // DNS forms (a bare name resolves in namespace, the caller's), the lower-case

@@ -1,6 +1,45 @@
 package brokerapi
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
+
+// TestBaseURL: DOMINO_IRSA_ENDPOINT names the map URL; clients that call
+// other paths need the base URL under it.
+func TestBaseURL(t *testing.T) {
+	for _, c := range []struct{ endpoint, want string }{
+		{"https://irsa-svc.domino-field/map_iam_roles_to_pod_sa", "https://irsa-svc.domino-field"},
+		{"https://irsa-svc.domino-field/map_iam_roles_to_pod_sa/", "https://irsa-svc.domino-field"},
+		{"https://irsa-svc.domino-field:8443/map_iam_roles_to_pod_sa", "https://irsa-svc.domino-field:8443"},
+		{"https://gw.example.com/irsa/map_iam_roles_to_pod_sa", "https://gw.example.com/irsa"},
+		{"https://irsa-svc.domino-field", "https://irsa-svc.domino-field"},
+		{"https://irsa-svc.domino-field/", "https://irsa-svc.domino-field"},
+		{" http://127.0.0.1:6000\n", "http://127.0.0.1:6000"},
+		{"https://irsa-svc.domino-field/v2/map", "https://irsa-svc.domino-field/v2/map"},
+		{"https://irsa-svc.domino-field/map_iam_roles_to_pod_sa_v2", "https://irsa-svc.domino-field/map_iam_roles_to_pod_sa_v2"},
+	} {
+		if got := BaseURL(c.endpoint); got != c.want {
+			t.Errorf("BaseURL(%q) = %q, want %q", c.endpoint, got, c.want)
+		}
+	}
+}
+
+func FuzzBaseURL(f *testing.F) {
+	for _, s := range []string{"https://a/map_iam_roles_to_pod_sa", "http://a/", "https://a/x/map_iam_roles_to_pod_sa//"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, endpoint string) {
+		b := BaseURL(endpoint)
+		// A base URL never ends in a slash, and its map URL leads back to it.
+		if strings.HasSuffix(b, "/") {
+			t.Fatalf("BaseURL(%q) = %q ends in a slash", endpoint, b)
+		}
+		if got := BaseURL(b + PathMap); got != b {
+			t.Fatalf("BaseURL(%q) = %q, but BaseURL of its map URL is %q", endpoint, b, got)
+		}
+	})
+}
 
 func TestServiceOf(t *testing.T) {
 	for _, c := range []struct{ endpoint, want string }{
