@@ -44,7 +44,9 @@ type Member struct {
 	Provider sdk.Provider
 	// Headers, when not empty, are the only credential headers offered to
 	// this provider (sdk.HeaderAuthorization, sdk.HeaderDominoAPIKey); a
-	// credential in another header passes it by without asking.
+	// credential in another header passes it by without asking. Empty, in a
+	// list of more than one, is logged as a warning by NewChain: such a
+	// provider is offered the other providers' credentials.
 	Headers []string
 }
 
@@ -174,6 +176,14 @@ func NewChain(ms []Member, opts Options) (*Authenticator, error) {
 		opts.Now = time.Now
 	}
 	a := &Authenticator{members: members, opts: opts, log: opts.Logger.Named("identity")}
+	if len(members) > 1 {
+		for _, m := range members {
+			if len(m.Headers) == 0 {
+				a.log.Warn("identity provider without headers: it is offered every credential that reaches it, also those meant for the other providers (a Domino API key can reach a third-party plugin, a CI token Domino); give it the headers it decides (docs/plugins.md)",
+					"provider", m.Name, "providers", names)
+			}
+		}
+	}
 	if ttl := max(opts.TTL, opts.NegativeTTL); ttl > 0 {
 		a.cache = expirable.NewLRU[[32]byte, entry](opts.MaxEntries, nil, ttl)
 	}

@@ -1,13 +1,18 @@
 package identity
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/core/metrics"
 	"github.com/irsa-broker/irsa-broker/internal/polltest"
@@ -126,6 +131,47 @@ func TestChainHeaders(t *testing.T) {
 	oidc.err = nil // rejects now
 	if _, err := a.Authenticate(ctx, sdk.Credentials{Token: "key2", Header: sdk.HeaderAuthorization}); !errors.Is(err, sdk.ErrUnauthenticated) || domino.calls.Load() != 1 {
 		t.Fatalf("bearer rejected by oidc = %v (domino asked %d: it takes no bearer tokens)", err, domino.calls.Load())
+	}
+}
+
+// TestChainWarnsOfProvidersWithoutHeaders: in a list of more than one, a
+// provider without headers is offered credentials meant for the others (a
+// Domino API key reaches a third-party plugin); the broker says so at start,
+// naming each such provider. One provider alone is offered everything anyway.
+func TestChainWarnsOfProvidersWithoutHeaders(t *testing.T) {
+	p := &tokenProvider{}
+	bearer, apiKey := []string{sdk.HeaderAuthorization}, []string{sdk.HeaderDominoAPIKey}
+	for name, c := range map[string]struct {
+		ms   []Member
+		want []string
+	}{
+		"one without headers":  {[]Member{{Name: "domino", Provider: p}}, nil},
+		"all with headers":     {[]Member{{Name: "ci", Provider: p, Headers: bearer}, {Name: "domino", Provider: p, Headers: apiKey}}, nil},
+		"both headers listed":  {[]Member{{Name: "ci", Provider: p, Headers: bearer}, {Name: "any", Provider: p, Headers: []string{sdk.HeaderAuthorization, sdk.HeaderDominoAPIKey}}}, nil},
+		"first without":        {[]Member{{Name: "ci", Provider: p}, {Name: "domino", Provider: p, Headers: apiKey}}, []string{"ci"}},
+		"two of three without": {[]Member{{Name: "ci", Provider: p, Headers: bearer}, {Name: "plugin", Provider: p}, {Name: "domino", Provider: p}}, []string{"plugin", "domino"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var logs bytes.Buffer
+			if _, err := NewChain(c.ms, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, JSONFormat: true, Level: hclog.Info})}); err != nil {
+				t.Fatal(err)
+			}
+			raw := logs.String()
+			var warned []string
+			dec := json.NewDecoder(&logs)
+			for dec.More() {
+				var line map[string]any
+				if err := dec.Decode(&line); err != nil {
+					t.Fatalf("log: %v", err)
+				}
+				if line["@level"] == "warn" && strings.Contains(line["@message"].(string), "without headers") {
+					warned = append(warned, line["provider"].(string))
+				}
+			}
+			if !slices.Equal(warned, c.want) {
+				t.Errorf("warned of %q, want %q; log:\n%s", warned, c.want, raw)
+			}
+		})
 	}
 }
 
