@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -337,6 +338,9 @@ func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m model.M
 	if err := m.Validate(); err != nil {
 		return err
 	}
+	if err := s.checkPools(ctx, []model.Mapping{m}, nil); err != nil {
+		return err
+	}
 	if err := s.verifyProxyRoles(ctx, m); err != nil {
 		return err
 	}
@@ -345,6 +349,31 @@ func (s *Service) PutMapping(ctx context.Context, caller sdk.Identity, m model.M
 	}
 	s.log.Info("mapping written", "request_id", requestID, "org", m.Org, "pairs", len(m.Pairs), "by", caller.Username)
 	return nil
+}
+
+// checkPools refuses puts whose pools would conflict with another mapping's
+// as the mappings would be after the write: a pool name or elastic path that
+// another pool uses too (or nests), or a proxy role under an elastic path
+// (model.PoolConflicts; docs/design/pools.md, "One pool, one owner"). A
+// write racing this check is caught when the store's snapshot is loaded.
+func (s *Service) checkPools(ctx context.Context, puts []model.Mapping, deletes []string) error {
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	ms := maps.Clone(snap.Mappings)
+	if ms == nil {
+		ms = map[string]model.Mapping{}
+	}
+	for _, org := range deletes {
+		delete(ms, org)
+	}
+	orgs := make([]string, 0, len(puts))
+	for _, m := range puts {
+		ms[m.Org] = m
+		orgs = append(orgs, m.Org)
+	}
+	return model.CheckPoolConflicts(ms, orgs...)
 }
 
 // verifyProxyRoles refuses a mapping whose proxy roles the broker would edit
@@ -397,6 +426,9 @@ func (s *Service) ApplyMappings(ctx context.Context, caller sdk.Identity, b mode
 		}
 	}
 	if err := b.Validate(); err != nil {
+		return "", err
+	}
+	if err := s.checkPools(ctx, b.Put, b.Delete); err != nil {
 		return "", err
 	}
 	for _, m := range b.Put {

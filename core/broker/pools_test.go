@@ -171,3 +171,62 @@ func TestTrustState(t *testing.T) {
 	_, err = h.svc.Trust(context.Background(), alice, "req")
 	wantClassified(t, err, model.KindForbidden, "forbidden")
 }
+
+// TestMappingWritesRefusePoolConflicts: a put or batch whose pool takes the
+// name or elastic path of another org's pool (a copy-paste), or whose proxy
+// role lies under another org's elastic path, is refused before IAM is
+// asked or anything written; one org's pairs sharing its own pool, and a
+// batch that moves a pool from one org to another, are fine.
+func TestMappingWritesRefusePoolConflicts(t *testing.T) {
+	elastic := model.RolePair{IAMRoleARN: assetX, ProxyIAMRoleARN: proxyA, UpdateTrustPolicy: true,
+		ProxyPool: &model.ProxyPool{Name: "acme", Members: []string{proxyA}, Elastic: &model.ElasticPool{
+			TemplateRoleARN: proxyB, Path: "/irsa-pools/acme/", PermissionsBoundaryARN: "arn:aws:iam::946429944765:policy/b"}}}
+	existing := model.Mapping{Org: "a", Pairs: []model.RolePair{elastic}}
+	under := model.RolePair{IAMRoleARN: assetY, ProxyIAMRoleARN: "arn:aws:iam::946429944765:role/irsa-pools/acme/acme-001", UpdateTrustPolicy: true}
+	shared := elastic
+	shared.IAMRoleARN = assetY
+	tests := []struct {
+		name     string
+		put      model.Mapping
+		del      []string
+		wantCode string
+		wantMsg  string
+	}{
+		{name: "copy of org a's pool", put: model.Mapping{Org: "b", Pairs: []model.RolePair{elastic}}, wantCode: "invalid_mapping", wantMsg: `pool name "acme"`},
+		{name: "proxy role under org a's path", put: model.Mapping{Org: "b", Pairs: []model.RolePair{under}}, wantCode: "invalid_mapping", wantMsg: "under the elastic path /irsa-pools/acme/"},
+		{name: "org a's pairs sharing its pool", put: model.Mapping{Org: "a", Multi: true, Pairs: []model.RolePair{elastic, shared}}},
+		{name: "the pool moves from org a to org b", put: model.Mapping{Org: "b", Pairs: []model.RolePair{elastic}}, del: []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, batch := range []bool{false, true} {
+				h := newHarness(t, func(h *harness) {
+					h.policy.allow = true
+					h.o.ProxyRoles = h.proxies
+					h.store.snap = model.Snapshot{Mappings: map[string]model.Mapping{"a": existing}}
+				})
+				var err error
+				switch {
+				case batch:
+					_, err = h.svc.ApplyMappings(context.Background(), alice, model.Batch{Put: []model.Mapping{tt.put}, Delete: tt.del}, "req-1")
+				case len(tt.del) > 0:
+					continue // a single put cannot move a pool
+				default:
+					err = h.svc.PutMapping(context.Background(), alice, tt.put, "req-1")
+				}
+				var kind model.Kind
+				if tt.wantCode != "" {
+					kind = model.KindInvalid
+				}
+				wantClassified(t, err, kind, tt.wantCode)
+				if _, _, msg := model.Classify(err); !strings.Contains(msg, tt.wantMsg) {
+					t.Errorf("batch %v: message %q, want %q in it", batch, msg, tt.wantMsg)
+				}
+				written := len(h.store.puts)+len(h.store.batches) > 0
+				if written != (tt.wantCode == "") || (tt.wantCode != "" && len(h.proxies.verified) > 0) {
+					t.Errorf("batch %v: written %v, verified %v", batch, written, h.proxies.verified)
+				}
+			}
+		})
+	}
+}

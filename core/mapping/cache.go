@@ -16,8 +16,8 @@ type parsedCache struct {
 }
 
 // snapshot returns the mappings of raw (org → legacy value) at revision rev,
-// parsing only when rev changed ("" never caches). Invalid values are logged
-// and left out.
+// parsing only when rev changed ("" never caches). Invalid values, and the
+// mappings whose pools conflict (model.PoolConflicts), are logged and left out.
 func (c *parsedCache) snapshot(rev string, raw map[string]string, log hclog.Logger) model.Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -30,6 +30,11 @@ func (c *parsedCache) snapshot(rev string, raw map[string]string, log hclog.Logg
 				continue
 			}
 			c.m[org] = m
+		}
+		// Two mappings whose pools could take each other's roles are both
+		// left out: which one was meant cannot be told.
+		for _, pc := range model.DropPoolConflicts(c.m) {
+			log.Error("skipping conflicting mappings: their proxy pools could take each other's roles", "orgs", pc.Orgs[:], "field", pc.Field, "error", pc.Message)
 		}
 		c.rev = rev
 	}

@@ -39,7 +39,9 @@ func (s *MemoryStore) Snapshot(ctx context.Context) (model.Snapshot, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return model.Snapshot{Revision: strconv.FormatUint(s.rev, 10), Mappings: cloneAll(s.mappings)}, nil
+	ms := cloneAll(s.mappings)
+	model.DropPoolConflicts(ms) // as the other stores load them
+	return model.Snapshot{Revision: strconv.FormatUint(s.rev, 10), Mappings: ms}, nil
 }
 
 // Put validates m and creates or replaces the mapping of m.Org.

@@ -1,12 +1,18 @@
 package mapping
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/irsa-broker/irsa-broker/core/model"
 )
 
@@ -179,4 +185,32 @@ func FuzzParsePoolValue(f *testing.F) {
 			t.Fatalf("round trip changed the mapping: %+v -> %+v", m, back)
 		}
 	})
+}
+
+// TestSnapshotLeavesOutConflictingPools: two orgs whose pools could take
+// each other's roles (a copy-pasted elastic pool, written around the
+// broker's check) are both left out of the snapshot of every store; the
+// other orgs are kept.
+func TestSnapshotLeavesOutConflictingPools(t *testing.T) {
+	a := model.Mapping{Org: "a", Pairs: []model.RolePair{poolPair(true)}}
+	b := model.Mapping{Org: "b", Pairs: []model.RolePair{poolPair(true)}}
+	c := model.Mapping{Org: "c", Pairs: []model.RolePair{{IAMRoleARN: asset2, ProxyIAMRoleARN: proxy2, UpdateTrustPolicy: true}}}
+	path := filepath.Join(t.TempDir(), "mappings.json")
+	raw, _ := json.Marshal(map[string]string{"a": Value(a), "b": Value(b), "c": Value(c)})
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := NewFileStore(path, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]Store{"file": file, "memory": NewMemoryStore(a, b, c)} {
+		snap, err := s.Snapshot(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Sorted(maps.Keys(snap.Mappings)); !slices.Equal(got, []string{"c"}) {
+			t.Errorf("%s store: snapshot has orgs %v, want only c", name, got)
+		}
+	}
 }
