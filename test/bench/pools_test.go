@@ -36,18 +36,31 @@ import (
 // role (which trusts the pools by an aws:PrincipalArn ArnLike condition on
 // their paths); then cleans up every run as the clean-up leader does (all
 // pods gone: a full reconcile, then the deletion of empty elastic members)
-// and prints how long that took. Nothing here fails on time.
+// and prints how long that took.
+//
+// The same three follow with per-user service accounts (1,000 runs of 200
+// users, five runs each, all run as their user's service account, so 200
+// subjects). The dev stack resolves workloads without Kubernetes
+// (--workloads=caller), which refuses --per-user-service-accounts; those
+// columns therefore run serve's Kubernetes-mode graph (core/wire, as
+// TestBuildKubernetes does) over the same simulator, mappings and HTTP API,
+// with client-go's fake Kubernetes API holding one pod per run and
+// --trust-lock=none like the dev stack. Nothing here fails on time.
 func BenchmarkPoolCapacity(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		rows := []capacityRow{
-			runCapacity(b, "one proxy role", setupSingle),
-			runCapacity(b, "static pool (40)", setupStatic),
-			runCapacity(b, "elastic pool (1+50)", setupElastic),
+			runCapacity(b, "one proxy role", setupSingle, false),
+			runCapacity(b, "static pool (40)", setupStatic, false),
+			runCapacity(b, "elastic pool (1+50)", setupElastic, false),
+			runCapacity(b, "per-user: one role", setupSingle, true),
+			runCapacity(b, "per-user: static (40)", setupStatic, true),
+			runCapacity(b, "per-user: elastic", setupElastic, true),
 		}
-		b.Logf("\n%s", capacityTable(rows))
+		// Stdout, not b.Log: go test cuts a benchmark's log to 10 lines without -v.
+		fmt.Printf("\n%s\n", capacityTable(rows))
 		for _, r := range rows {
-			if r.name != "one proxy role" && r.failed > 0 {
+			if !r.single && r.failed > 0 {
 				b.Fatalf("%s: %d of %d runs refused", r.name, r.failed, capacityRuns)
 			}
 			if r.verified != r.mapped || r.sampleOK != r.sampled {
@@ -62,12 +75,14 @@ const (
 	capacityRuns    = 1000
 	capacityLatency = 50 * time.Millisecond
 	capacitySample  = 5
+	capacityUsers   = 200 // per-user service accounts: run i belongs to user i % capacityUsers
 	poolRole        = "acme-update-bucket-role"
 	poolOrg         = "irsa-iamrole-update-bucket"
 )
 
 type capacityRow struct {
 	name                      string
+	single, perUser           bool
 	mapped, failed, members   int
 	reads, lists, writes, new int
 	wall                      time.Duration
@@ -144,16 +159,21 @@ func setupElastic(b *testing.B, st *devstack.Stack) model.RolePair {
 			TemplateRoleARN: tmpl, Path: "/irsa-pools/update/", PermissionsBoundaryARN: boundary, MaxMembers: 50, EmptyGraceSeconds: 60}}})
 }
 
-func runCapacity(b *testing.B, name string, setup setup) capacityRow {
+func runCapacity(b *testing.B, name string, setup setup, perUser bool) capacityRow {
 	st := devstacktest.Start(b, devstack.Options{})
 	trustPools(b, st)
 	pair := setup(b, st)
-	row := capacityRow{name: name}
+	row := capacityRow{name: name, single: pair.ProxyPool == nil, perUser: perUser}
+	brokerURL, token := st.BrokerURL, func(int) string { return "bob-token" }
+	if perUser {
+		brokerURL = perUserBroker(b, st)
+		token = func(i int) string { return capacityUser(i).Token }
+	}
 
 	var err error
 	st.Sim.SetLatency("", capacityLatency)
 	st.Sim.ResetCalls()
-	configs, lat, failed, wall := burst(b, st, capacityRuns)
+	configs, lat, failed, wall := burst(b, brokerURL, capacityRuns, token)
 	calls := st.Sim.Calls()
 	row.wall, row.failed, row.mapped = wall, failed, capacityRuns-failed
 	row.reads, row.lists, row.writes, row.new = calls["GetRole"], calls["ListRoles"], calls["UpdateAssumeRolePolicy"], calls["CreateRole"]
@@ -189,7 +209,7 @@ func runCapacity(b *testing.B, name string, setup setup) capacityRow {
 				b.Fatal(err)
 			}
 		}
-		if strings.Contains(docs[name], fmt.Sprintf(`"system:serviceaccount:domino-compute:run-cap-%04d"`, i)) {
+		if strings.Contains(docs[name], `"`+model.Subject{Namespace: "domino-compute", ServiceAccount: capacitySA(i, perUser)}.String()+`"`) {
 			row.verified++
 		}
 	}
@@ -200,7 +220,7 @@ func runCapacity(b *testing.B, name string, setup setup) capacityRow {
 	for range min(capacitySample, len(mapped)) {
 		i := mapped[rng.IntN(len(mapped))]
 		row.sampled++
-		if err := viaSDK(b, st, i, configs[i]); err != nil {
+		if err := viaSDK(b, st, capacitySA(i, perUser), configs[i]); err != nil {
 			b.Logf("%s: run cap-%04d through the SDK chain: %v", name, i, err)
 			continue
 		}
@@ -216,7 +236,7 @@ func runCapacity(b *testing.B, name string, setup setup) capacityRow {
 // burst sends n map requests at once (one goroutine each) and returns the
 // configs (empty when refused), latencies, the number refused and the wall
 // time.
-func burst(b *testing.B, st *devstack.Stack, n int) ([]string, []time.Duration, int, time.Duration) {
+func burst(b *testing.B, brokerURL string, n int, token func(i int) string) ([]string, []time.Duration, int, time.Duration) {
 	tr := &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
@@ -230,8 +250,8 @@ func burst(b *testing.B, st *devstack.Stack, n int) ([]string, []time.Duration, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest("POST", st.BrokerURL+"/map_iam_roles_to_pod_sa", strings.NewReader(fmt.Sprintf(`{"run_id":"cap-%04d"}`, i)))
-			req.Header.Set("Authorization", "Bearer bob-token")
+			req, _ := http.NewRequest("POST", brokerURL+"/map_iam_roles_to_pod_sa", strings.NewReader(fmt.Sprintf(`{"run_id":"cap-%04d"}`, i)))
+			req.Header.Set("Authorization", "Bearer "+token(i))
 			t0 := time.Now()
 			res, err := c.Do(req)
 			if err != nil {
@@ -259,16 +279,17 @@ func burst(b *testing.B, st *devstack.Stack, n int) ([]string, []time.Duration, 
 	return configs, lat, failed, time.Since(start)
 }
 
-func viaSDK(b *testing.B, st *devstack.Stack, i int, cfgText string) error {
+// viaSDK mints the pod's projected token for service account sa (as the
+// dev stack's /dev/workload-token does for run service accounts) and runs
+// the SDK's credential chain with the run's config to the asset role.
+func viaSDK(b *testing.B, st *devstack.Stack, sa, cfgText string) error {
 	dir := b.TempDir()
-	res, err := http.Get(st.BrokerURL + fmt.Sprintf("/dev/workload-token?run_id=cap-%04d", i))
+	tok, err := st.Issuer.WorkloadToken("domino-compute", sa, sa+"-pod", time.Hour)
 	if err != nil {
 		return err
 	}
-	tok, _ := io.ReadAll(res.Body)
-	res.Body.Close()
 	tokenFile, cfgFile := filepath.Join(dir, "token"), filepath.Join(dir, "config")
-	if err := os.WriteFile(tokenFile, tok, 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
 		return err
 	}
 	if err := os.WriteFile(cfgFile, []byte(strings.ReplaceAll(cfgText, "/var/run/secrets/eks.amazonaws.com/serviceaccount/token", tokenFile)), 0o600); err != nil {
@@ -355,10 +376,13 @@ func cleanUp(b *testing.B, st *devstack.Stack, pair model.RolePair) (time.Durati
 func capacityTable(rows []capacityRow) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "1,000 concurrent runs of one org, IAM/STS latency %s, trust-policy quota 2,048\n", capacityLatency)
+	fmt.Fprintf(&sb, "per-user: the same with per-user service accounts, 1,000 runs of %d users (%d subjects); serve's\n", capacityUsers, capacityUsers)
+	fmt.Fprintf(&sb, "  --workloads=kubernetes --per-user-service-accounts --trust-lock=none graph over a fake Kubernetes\n")
+	fmt.Fprintf(&sb, "  API (one pod per run), since the dev stack's --workloads=caller refuses per-user service accounts\n")
 	line := func(label string, f func(r capacityRow) string) {
-		fmt.Fprintf(&sb, "%-30s", label)
+		fmt.Fprintf(&sb, "%-28s", label)
 		for _, r := range rows {
-			fmt.Fprintf(&sb, " %22s", f(r))
+			fmt.Fprintf(&sb, " %21s", f(r))
 		}
 		sb.WriteByte('\n')
 	}
