@@ -167,11 +167,18 @@ type SubjectState struct {
 	Users   []string `json:"users"`
 }
 
+// trustReads bounds the members /v2/trust reads at once (each may be a
+// GetRole): an admin's look must not make IAM throttle the rounds of map
+// requests.
+const trustReads = 8
+
 // freeSlotLen sizes free slots: a subject of a run's service account,
 // system:serviceaccount:domino-compute:run-<24 hex>.
 const freeSlotLen = 59
 
-// Trust reads every pool's members and subjects (admin: mapping.read).
+// Trust reads every pool's members and subjects (admin: mapping.read), at
+// most trustReads members at once; a member whose last trust-writer round is
+// fresh is answered from it (PoolInspector.Inspect).
 func (s *Service) Trust(ctx context.Context, caller sdk.Identity, requestID string) (TrustState, error) {
 	if err := s.Authorize(ctx, caller, ActionMappingRead, requestID); err != nil {
 		return TrustState{}, err
@@ -195,6 +202,7 @@ func (s *Service) Trust(ctx context.Context, caller sdk.Identity, requestID stri
 	if used, quota, err := s.o.PoolInspector.RolesUsage(ctx); err == nil && quota > 0 {
 		out.Roles = &RolesUsage{Used: used, Quota: quota}
 	}
+	slots := make(chan struct{}, trustReads)
 	for _, pair := range snap.Pools() {
 		ps := PoolState{Name: pair.PoolName(), Orgs: orgs[pair.PoolKey()], Members: []MemberState{}}
 		sort.Strings(ps.Orgs)
@@ -210,8 +218,9 @@ func (s *Service) Trust(ctx context.Context, caller sdk.Identity, requestID stri
 		var wg sync.WaitGroup
 		for i, role := range members {
 			wg.Add(1)
+			slots <- struct{}{}
 			go func() {
-				defer wg.Done()
+				defer func() { <-slots; wg.Done() }()
 				ps.Members[i] = s.member(ctx, role, !slices.Contains(pair.ProxyMembers(), role))
 			}()
 		}

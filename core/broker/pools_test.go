@@ -2,12 +2,14 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 )
 
 // fakePools places every subject of a pool on member `on` (the pair's key →
@@ -228,5 +230,73 @@ func TestMappingWritesRefusePoolConflicts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// blockingInspector holds every Inspect until the test releases it and
+// counts the reads in flight.
+type blockingInspector struct {
+	fakePools
+	release chan struct{}
+
+	mu                           sync.Mutex
+	started, inflight, maxFlight int
+}
+
+func (b *blockingInspector) Inspect(ctx context.Context, role string) (model.RoleTrust, error) {
+	b.mu.Lock()
+	b.started++
+	b.inflight++
+	b.maxFlight = max(b.maxFlight, b.inflight)
+	b.mu.Unlock()
+	<-b.release
+	b.mu.Lock()
+	b.inflight--
+	b.mu.Unlock()
+	return model.RoleTrust{Role: role, Quota: 2048}, nil
+}
+
+func (b *blockingInspector) counts() (started, maxFlight int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.started, b.maxFlight
+}
+
+// TestTrustStateBoundsReads: /v2/trust reads at most 8 members at once,
+// however large the pool. Reads are released one at a time, each only once
+// 8 others are waiting, so any read past the bound is seen in flight.
+func TestTrustStateBoundsReads(t *testing.T) {
+	const n = 30
+	members := make([]string, n)
+	for i := range members {
+		members[i] = fmt.Sprintf("arn:aws:iam::946429944765:role/big-%02d", i)
+	}
+	_, pair := poolGrant(assetX, members...)
+	bi := &blockingInspector{release: make(chan struct{})}
+	h := newHarness(t, func(h *harness) {
+		h.policy.allow = true
+		h.store.snap = model.Snapshot{Mappings: map[string]model.Mapping{"o": {Org: "o", Pairs: []model.RolePair{pair}}}}
+		h.o.PoolInspector = bi
+	})
+	done := make(chan error, 1)
+	go func() {
+		st, err := h.svc.Trust(context.Background(), alice, "req")
+		if err == nil && (len(st.Pools) != 1 || len(st.Pools[0].Members) != n) {
+			err = fmt.Errorf("state %+v", st)
+		}
+		done <- err
+	}()
+	for released := 0; released < n; released++ {
+		polltest.Until(t, "reads to wait", func() bool {
+			started, _ := bi.counts()
+			return started >= min(released+8, n)
+		})
+		bi.release <- struct{}{}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, maxFlight := bi.counts(); maxFlight != 8 {
+		t.Fatalf("%d members read at once, want 8", maxFlight)
 	}
 }

@@ -102,6 +102,23 @@ func (w *Writer) knownHas(role, subject string, fresh time.Duration) (held, ok b
 	return k.doc.Has(subject), true
 }
 
+// knownTrust answers Inspect from the last round's document if it is
+// younger than fresh and no Remove of the role is pending.
+func (w *Writer) knownTrust(role string, fresh time.Duration) (model.RoleTrust, bool) {
+	if fresh <= 0 {
+		return model.RoleTrust{}, false
+	}
+	w.mu.Lock()
+	k := w.known[role]
+	q := w.queues[role]
+	removing := q != nil && q.removals > 0
+	w.mu.Unlock()
+	if k.doc == nil || removing || k.quota <= 0 || w.opts.Now().Sub(k.at) >= fresh {
+		return model.RoleTrust{}, false
+	}
+	return model.RoleTrust{Role: role, Subjects: k.doc.Subjects(), Size: k.doc.Size(), Quota: k.quota}, true
+}
+
 // DeleteIfEmpty runs a round of role that calls del, under the round's
 // lock, when the role's trust policy grants no subject; it reports whether
 // del ran and succeeded. Every other request of the role is serialized with

@@ -223,8 +223,13 @@ func (p *Pools) Place(ctx context.Context, pair model.RolePair, subject string) 
 	return pl.Role, pl.Added, err
 }
 
-// Inspect reads one member's trust policy now (the writer's Inspect).
+// Inspect reads one member's trust policy: from the document of the
+// writer's last round of it when that is younger than Fresh (no IAM call),
+// otherwise now (the writer's Inspect, one GetRole).
 func (p *Pools) Inspect(ctx context.Context, role string) (model.RoleTrust, error) {
+	if rt, ok := p.w.knownTrust(role, p.o.Fresh); ok {
+		return rt, nil
+	}
 	return p.w.Inspect(ctx, role)
 }
 
