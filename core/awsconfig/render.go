@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/irsa-broker/irsa-broker/core/model"
 )
@@ -167,11 +169,11 @@ func parsePairs(roles []model.RolePair) ([]pair, error) {
 	seen := map[[2]string]bool{}
 	out := make([]pair, 0, len(roles))
 	for _, r := range roles {
-		a, err := model.ParseRoleARN(r.IAMRoleARN)
+		a, err := roleARNs.parse(r.IAMRoleARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: asset role: %w", ErrInvalid, err)
 		}
-		p, err := model.ParseRoleARN(r.ProxyIAMRoleARN)
+		p, err := roleARNs.parse(r.ProxyIAMRoleARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: proxy role: %w", ErrInvalid, err)
 		}
@@ -189,6 +191,38 @@ func parsePairs(roles []model.RolePair) ([]pair, error) {
 		return out[i].proxyS < out[j].proxyS
 	})
 	return out, nil
+}
+
+// maxCachedARNs bounds roleARNs: the roles of the mappings, and of the
+// grants policies invent, are a bounded set far below it.
+const maxCachedARNs = 4096
+
+// roleARNs memoizes model.ParseRoleARN for Render. Every map renders its
+// config (twice: before and after placement), parsing both ARNs of every
+// pair, and the regular expressions of that parse were a quarter of an
+// already-mapped map's CPU (BenchmarkMapAlreadyMapped's profile). The
+// parse is a pure function of the string, so a valid ARN is parsed once;
+// an invalid one is never kept (its error is built each time), and past
+// maxCachedARNs entries new ARNs are parsed every time.
+var roleARNs arnCache
+
+type arnCache struct {
+	m sync.Map // string → model.RoleARN
+	n atomic.Int64
+}
+
+func (c *arnCache) parse(s string) (model.RoleARN, error) {
+	if v, ok := c.m.Load(s); ok {
+		return v.(model.RoleARN), nil
+	}
+	a, err := model.ParseRoleARN(s)
+	if err != nil || c.n.Load() >= maxCachedARNs {
+		return a, err
+	}
+	if _, loaded := c.m.LoadOrStore(s, a); !loaded {
+		c.n.Add(1)
+	}
+	return a, nil
 }
 
 // assignNames implements the naming rule of Render and returns the profiles
