@@ -58,6 +58,14 @@ type CleanerOptions struct {
 	// AfterReconcile, optional, runs after each full reconcile (the
 	// deletion of elastic pool members that stayed empty).
 	AfterReconcile func(ctx context.Context) error
+	// LivePodsNow, optional, asks the Kubernetes API server itself (not the
+	// pod cache) for the live pods that run as a service account. When set,
+	// a subject the cache calls ended is removed only if the API server
+	// agrees: the cache of a replica that just became leader may not yet
+	// hold a pod another replica mapped a moment ago
+	// (docs/design/replicas.md). It is asked only for removal candidates,
+	// once per service account and sweep.
+	LivePodsNow func(ctx context.Context, serviceAccount string) ([]model.Pod, error)
 }
 
 // Cleaner takes subjects out of proxy-role trust policies once no live pod
@@ -193,6 +201,7 @@ func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(model.
 		mu      sync.Mutex
 		errs    []error
 		removed int
+		live    = &liveCheck{fn: c.o.LivePodsNow, seen: map[string]*liveAnswer{}}
 	)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing managed roles (the others are swept): %w", err))
@@ -201,7 +210,7 @@ func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(model.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := c.sweepRole(ctx, cause, role, candidate)
+			n, err := c.sweepRole(ctx, cause, role, candidate, live)
 			mu.Lock()
 			defer mu.Unlock()
 			removed += n
@@ -214,7 +223,7 @@ func (c *Cleaner) sweep(ctx context.Context, cause string, candidate func(model.
 	return removed, errors.Join(errs...)
 }
 
-func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate func(model.Subject) (model.Pod, bool)) (int, error) {
+func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate func(model.Subject) (model.Pod, bool), live *liveCheck) (int, error) {
 	subjects, err := c.o.Trust.Subjects(ctx, role)
 	if errors.Is(err, model.ErrRoleNotManaged) {
 		return 0, nil // not federated with this cluster: nothing of ours
@@ -223,7 +232,10 @@ func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate f
 		return 0, err
 	}
 	ns := c.o.Pods.Namespace()
-	var drop []string
+	var (
+		drop    []string
+		liveErr error
+	)
 	pods := map[string]model.Pod{}
 	for _, s := range subjects {
 		ps, err := model.ParseSubject(s)
@@ -234,6 +246,13 @@ func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate f
 		if !ok || len(c.o.Pods.LivePodsOf(ps.ServiceAccount)) > 0 {
 			continue
 		}
+		// The cache says no live pod runs as it: the API server must agree.
+		if alive, err := live.alive(ctx, ps.ServiceAccount); err != nil || alive {
+			if err != nil {
+				liveErr = err
+			}
+			continue
+		}
 		ps.Legacy = c.o.LegacySubjects
 		canon := ps.String()
 		if _, dup := pods[canon]; !dup {
@@ -242,7 +261,7 @@ func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate f
 		}
 	}
 	if len(drop) == 0 {
-		return 0, nil
+		return 0, liveErr
 	}
 	sort.Strings(drop)
 	if err := c.o.Trust.Remove(ctx, role, drop...); err != nil {
@@ -251,7 +270,46 @@ func (c *Cleaner) sweepRole(ctx context.Context, cause, role string, candidate f
 	for _, s := range drop {
 		c.o.Audit.Record(model.TrustChange{Added: false, Role: role, Subject: s, Cause: cause, Pod: pods[s]})
 	}
-	return len(drop), nil
+	return len(drop), liveErr
+}
+
+// liveCheck asks LivePodsNow once per service account for one sweep (its
+// roles are swept concurrently).
+type liveCheck struct {
+	fn   func(ctx context.Context, serviceAccount string) ([]model.Pod, error)
+	mu   sync.Mutex
+	seen map[string]*liveAnswer
+}
+
+type liveAnswer struct {
+	once  sync.Once
+	alive bool
+	err   error
+}
+
+// alive reports whether the API server lists a live pod running as sa
+// (false without LivePodsNow: the cache's word stands). On an error the
+// subject is kept.
+func (l *liveCheck) alive(ctx context.Context, sa string) (bool, error) {
+	if l.fn == nil {
+		return false, nil
+	}
+	l.mu.Lock()
+	a, ok := l.seen[sa]
+	if !ok {
+		a = &liveAnswer{}
+		l.seen[sa] = a
+	}
+	l.mu.Unlock()
+	a.once.Do(func() {
+		pods, err := l.fn(ctx, sa)
+		if err != nil {
+			a.err = fmt.Errorf("asking the API server for the live pods of service account %s (its subject is kept): %w", sa, err)
+			return
+		}
+		a.alive = len(pods) > 0
+	})
+	return a.alive, a.err
 }
 
 // ManagedProxyRoles lists the proxy roles of every mapping whose trust policy the

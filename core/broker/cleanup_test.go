@@ -670,3 +670,49 @@ func TestReconcileSweepsPastAPoolItCannotList(t *testing.T) {
 		t.Errorf("%s holds %v, want only the live run", createdP2, got)
 	}
 }
+
+// TestReconcileAsksTheAPIServerBeforeRemoving: a subject whose pod the
+// cache has not seen yet (a pod another replica mapped just before this one
+// became leader) is kept when the API server lists a live pod running as
+// it; the API server is asked only for the candidates, once per service
+// account; an API error keeps the subject and is returned.
+func TestReconcileAsksTheAPIServerBeforeRemoving(t *testing.T) {
+	trust := newMemTrust(map[string][]string{
+		roleA: {exact("run-new"), exact("run-gone"), exact("run-live")},
+		roleB: {exact("run-new"), exact("run-flaky")},
+	})
+	pods := &fakePods{}
+	pods.setLive("run-live", model.Pod{Namespace: computeNS, Name: "run-live-0", ServiceAccount: "run-live"})
+	down := errors.New("apiserver: connection refused")
+	var (
+		mu    sync.Mutex
+		asked []string
+	)
+	now := func(_ context.Context, sa string) ([]model.Pod, error) {
+		mu.Lock()
+		asked = append(asked, sa)
+		mu.Unlock()
+		switch sa {
+		case "run-new": // running, not in this replica's cache yet
+			return []model.Pod{{Namespace: computeNS, Name: "run-new-0", ServiceAccount: sa}}, nil
+		case "run-flaky":
+			return nil, down
+		}
+		return nil, nil
+	}
+	c := newTestCleaner(t, CleanerOptions{Pods: pods, Trust: trust, Roles: staticRoles(roleA, roleB), Audit: newRecAuditor(), LivePodsNow: now})
+	n, err := c.Reconcile(context.Background())
+	if n != 1 || !errors.Is(err, down) {
+		t.Fatalf("Reconcile = %d, %v: want only run-gone removed and the API error", n, err)
+	}
+	if got := trust.subjects(roleA); !slices.Equal(got, []string{exact("run-new"), exact("run-live")}) {
+		t.Errorf("%s holds %v", roleA, got)
+	}
+	if got := trust.subjects(roleB); !slices.Equal(got, []string{exact("run-new"), exact("run-flaky")}) {
+		t.Errorf("%s holds %v", roleB, got)
+	}
+	slices.Sort(asked)
+	if want := []string{"run-flaky", "run-gone", "run-new"}; !slices.Equal(asked, want) {
+		t.Errorf("API server asked for %v, want %v (candidates only, once each)", asked, want)
+	}
+}
