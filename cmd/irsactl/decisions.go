@@ -16,6 +16,7 @@ import (
 	"github.com/irsa-broker/irsa-broker/core/api"
 	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 func newDecisionsCmd(s *settings) *cobra.Command {
@@ -68,7 +69,7 @@ policy in force now decides, replay it:
 			if limit != 0 {
 				q.Set("limit", strconv.Itoa(limit))
 			}
-			p := api.PathV2Decisions
+			p := brokerapi.PathV2Decisions
 			if len(q) > 0 {
 				p += "?" + q.Encode()
 			}
@@ -101,7 +102,7 @@ policy in force now decides, replay it:
 
 func fetchDecision(ctx context.Context, c *client, id string) (*policy.DecisionEvent, error) {
 	var ev policy.DecisionEvent
-	if err := c.do(ctx, http.MethodGet, api.PathV2Decisions+"/"+url.PathEscape(id), nil, &ev); err != nil {
+	if err := c.do(ctx, http.MethodGet, brokerapi.PathV2Decisions+"/"+url.PathEscape(id), nil, &ev); err != nil {
 		return nil, err
 	}
 	return &ev, nil

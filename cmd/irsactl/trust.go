@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/irsa-broker/irsa-broker/core/api"
 	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/core/model"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 func newTrustCmd(s *settings) *cobra.Command {
@@ -80,7 +80,7 @@ name or ARN). Exit code 4 when no pool matches.`,
 
 func fetchTrust(ctx context.Context, c *client) (broker.TrustState, error) {
 	var st broker.TrustState
-	if err := c.do(ctx, http.MethodGet, api.PathV2Trust, nil, &st); err != nil {
+	if err := c.do(ctx, http.MethodGet, brokerapi.PathV2Trust, nil, &st); err != nil {
 		return broker.TrustState{}, err
 	}
 	if st.Pools == nil {

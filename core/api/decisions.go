@@ -10,13 +10,14 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/irsa-broker/irsa-broker/core/policy"
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
-// The decisions endpoint. Its path and action live here rather than in
-// internal/brokerapi and core/broker while only the broker and irsactl use them.
+// The decisions endpoint (brokerapi.PathV2Decisions). Its authz action lives
+// here rather than with the other actions in core/broker, because the use
+// cases do not read decisions; policies name it, clients do not, so it is
+// not part of the wire contract.
 const (
-	// PathV2Decisions lists recent policy decisions; /{id} is one of them.
-	PathV2Decisions = "/v2/decisions"
 	// ActionDecisionRead is the authz action of GET /v2/decisions: the
 	// decisions show other users' identities and grants.
 	ActionDecisionRead = "decision.read"
@@ -39,8 +40,8 @@ type DecisionList struct {
 }
 
 func (h *handler) decisionRoutes(r chi.Router) {
-	r.Get(PathV2Decisions, h.handle(h.listDecisions))
-	r.Get(PathV2Decisions+"/{id}", h.handle(h.getDecision))
+	r.Get(brokerapi.PathV2Decisions, h.handle(h.listDecisions))
+	r.Get(brokerapi.PathV2Decisions+"/{id}", h.handle(h.getDecision))
 }
 
 // authorizeDecisions authenticates an admin allowed decision.read; it

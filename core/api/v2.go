@@ -25,11 +25,8 @@ func (h *handler) v2Routes(r chi.Router) {
 	r.Get(brokerapi.PathV2Mappings+"/{org}", h.handle(h.getMapping))
 	r.Put(brokerapi.PathV2Mappings+"/{org}", h.handle(h.putMapping))
 	r.Delete(brokerapi.PathV2Mappings+"/{org}", h.handle(h.deleteMapping))
-	r.Get(PathV2Trust, h.handle(h.trust))
+	r.Get(brokerapi.PathV2Trust, h.handle(h.trust))
 }
-
-// PathV2Trust lists the proxy-role pools, their members and subjects (admin).
-const PathV2Trust = brokerapi.PathV2 + "/trust"
 
 func (h *handler) trust(w http.ResponseWriter, r *http.Request) error {
 	id, err := h.caller(r)

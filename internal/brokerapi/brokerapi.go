@@ -30,6 +30,10 @@ const (
 	PathV2Map           = PathV2 + "/map"
 	PathV2Preview       = PathV2 + "/preview"
 	PathV2Mappings      = PathV2 + "/mappings"
+	// PathV2Trust lists the proxy-role pools, their members and subjects (admin).
+	PathV2Trust = PathV2 + "/trust"
+	// PathV2Decisions lists recent policy decisions; /{id} is one of them (admin).
+	PathV2Decisions = PathV2 + "/decisions"
 )
 
 // Headers.
