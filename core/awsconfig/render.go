@@ -107,24 +107,35 @@ func Render(roles []model.RolePair, o Options) (Config, error) {
 	profiles := assignNames(pairs)
 
 	var b strings.Builder
+	size := 0
+	for _, p := range profiles { // one allocation for the whole file
+		size += 2*len(p.Name) + len(p.SourceProfile) + len(p.AssetRoleARN) + len(p.ProxyRoleARN) + len(o.TokenFile) +
+			2*len(o.Region) + len(o.RoleSessionName) + 200
+	}
+	b.Grow(size)
+	line := func(parts ...string) { // no temporary strings
+		for _, s := range parts {
+			b.WriteString(s)
+		}
+	}
 	for _, p := range profiles {
-		b.WriteString("[profile " + p.Name + "]\n")
-		b.WriteString("source_profile = " + p.SourceProfile + "\n")
-		b.WriteString("role_arn=" + p.AssetRoleARN + "\n")
+		line("[profile ", p.Name, "]\n")
+		line("source_profile = ", p.SourceProfile, "\n")
+		line("role_arn=", p.AssetRoleARN, "\n")
 		if o.Region != "" {
-			b.WriteString("region = " + o.Region + "\n")
+			line("region = ", o.Region, "\n")
 		}
 		if o.RoleSessionName != "" {
-			b.WriteString("role_session_name = " + o.RoleSessionName + "\n")
+			line("role_session_name = ", o.RoleSessionName, "\n")
 		}
 		if o.DurationSeconds != 0 {
-			b.WriteString("duration_seconds = " + strconv.Itoa(o.DurationSeconds) + "\n")
+			line("duration_seconds = ", strconv.Itoa(o.DurationSeconds), "\n")
 		}
-		b.WriteString("[profile " + p.SourceProfile + "]\n")
-		b.WriteString("web_identity_token_file = " + o.TokenFile + "\n")
-		b.WriteString("role_arn=" + p.ProxyRoleARN + "\n")
+		line("[profile ", p.SourceProfile, "]\n")
+		line("web_identity_token_file = ", o.TokenFile, "\n")
+		line("role_arn=", p.ProxyRoleARN, "\n")
 		if o.Region != "" {
-			b.WriteString("region = " + o.Region + "\n")
+			line("region = ", o.Region, "\n")
 		}
 	}
 	return Config{Text: b.String(), Profiles: profiles}, nil
