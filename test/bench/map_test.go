@@ -21,7 +21,7 @@ const (
 )
 
 // drive sends n requests from `clients` goroutines and returns per-request latencies.
-func drive(b *testing.B, n int, req func(i int) (*http.Request, error)) ([]time.Duration, time.Duration) {
+func drive(b testing.TB, n int, req func(i int) (*http.Request, error)) ([]time.Duration, time.Duration) {
 	b.Helper()
 	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}
 	defer tr.CloseIdleConnections()

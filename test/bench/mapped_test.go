@@ -2,10 +2,13 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
 	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
@@ -46,7 +49,11 @@ func BenchmarkMapAlreadyMapped(b *testing.B) {
 	}
 	for range b.N {
 		b.StopTimer()
-		st := devstacktest.Start(b, devstack.Options{})
+		// serve's logger (JSON at info, as --log-format and --log-level
+		// default to), writing to io.Discard: every map logs its request and
+		// its policy decision, as in production.
+		st := devstacktest.Start(b, devstack.Options{Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "irsa-broker", Output: io.Discard, Level: hclog.Info, JSONFormat: true})})
 		st.Sim.SetQuota(devstack.EKSAccount, 1<<20)
 		// Map every run once (each adds its subject to both proxy roles), and
 		// warm the connections.
