@@ -13,6 +13,8 @@ import (
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -51,6 +53,7 @@ type ResolverOptions struct {
 // when a pod token is presented).
 type Resolver struct {
 	o        ResolverOptions
+	cs       kubernetes.Interface
 	informer cache.SharedIndexInformer
 	log      hclog.Logger
 }
@@ -102,7 +105,7 @@ func NewResolver(cs kubernetes.Interface, o ResolverOptions) (*Resolver, error) 
 	}); err != nil {
 		return nil, err
 	}
-	r := &Resolver{o: o, informer: inf, log: o.Logger.Named("workloads")}
+	r := &Resolver{o: o, cs: cs, informer: inf, log: o.Logger.Named("workloads")}
 	if o.Service != "" {
 		if err := r.warnOtherServices(time.Minute); err != nil {
 			return nil, err
@@ -266,6 +269,26 @@ func (r *Resolver) LivePodsOf(sa string) []model.Pod {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// LivePodsNow asks the API server itself, not the cache, for the live pods
+// of the compute namespace that run as service account sa: what clean-up
+// checks before removing a subject the cache calls ended
+// (broker.CleanerOptions.LivePodsNow).
+func (r *Resolver) LivePodsNow(ctx context.Context, sa string) ([]model.Pod, error) {
+	list, err := r.cs.CoreV1().Pods(r.o.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("spec.serviceAccountName", sa).String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods of service account %s: %w", sa, err)
+	}
+	var out []model.Pod
+	for i := range list.Items {
+		if p := &list.Items[i]; serviceAccountOf(p) == sa && live(p) {
+			out = append(out, info(p))
+		}
+	}
+	return out, nil
 }
 
 // OnPodGone calls fn (from the informer's goroutine; it must not block) for

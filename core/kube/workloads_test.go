@@ -73,3 +73,20 @@ func isKind(err error, k model.Kind) bool {
 	got, _, _ := model.Classify(err)
 	return err != nil && got == k
 }
+
+// LivePodsNow reads the API server, not the cache: a pod the cache has not
+// seen (the resolver is not even started here) counts, and only live pods
+// of that service account do.
+func TestLivePodsNow(t *testing.T) {
+	mine := pod("run-r1-a", "r1", "u1", corev1.PodRunning, nil)
+	ended := pod("run-r1-b", "r1", "u1", corev1.PodSucceeded, nil)
+	other := pod("run-r2-a", "r2", "u1", corev1.PodPending, nil)
+	r, err := NewResolver(fake.NewClientset(mine, ended, other), ResolverOptions{Namespace: "domino-compute"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.LivePodsNow(context.Background(), "run-r1")
+	if err != nil || len(got) != 1 || got[0].Name != "run-r1-a" {
+		t.Fatalf("live pods of run-r1: %+v %v", got, err)
+	}
+}

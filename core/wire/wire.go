@@ -284,6 +284,7 @@ func (b *Broker) cleaner(cs kubernetes.Interface, writer *trust.Writer, store br
 	c, err := broker.NewCleaner(broker.CleanerOptions{
 		Pods: g.pods, Trust: writer, Roles: broker.ManagedPoolRoles(store, pools), LegacySubjects: cfg.LegacySubjects,
 		Interval: cfg.CleanupInterval, Audit: g.audit, Logger: b.log, AfterReconcile: shrinkPools(store, pools),
+		LivePodsNow: g.pods.LivePodsNow,
 	})
 	if err != nil {
 		return err
