@@ -84,10 +84,10 @@ type Pools struct {
 	list  singleflight.Group
 
 	mu         sync.Mutex
-	lists      map[string]listing       // pool key → elastic members
-	waiting    map[string]int           // pool key → placements waiting for growth
-	emptySince map[string]time.Time     // elastic member → first seen empty
-	templates  map[string]templateCache // template role → managed-only policy
+	lists      map[string]listing        // pool key → elastic members
+	waiting    map[string]map[string]int // pool key → subject → placements waiting for growth
+	emptySince map[string]time.Time      // elastic member → first seen empty
+	templates  map[string]templateCache  // template role → managed-only policy
 	// owned remembers, per role ARN and RoleId, whether the role carries the
 	// tags this broker gives the members it creates for the pool (checked
 	// with GetRole once per role incarnation).
@@ -198,7 +198,7 @@ func NewPools(o PoolOptions) *Pools {
 	log := o.Logger.Named("pools")
 	return &Pools{
 		o: o, w: o.Writer, log: log, m: newPoolMetrics(o.Registerer, log), alarm: newAlarm("pool", o.Alert),
-		lists: map[string]listing{}, waiting: map[string]int{},
+		lists: map[string]listing{}, waiting: map[string]map[string]int{},
 		emptySince: map[string]time.Time{}, templates: map[string]templateCache{},
 		owned: map[ownedKey]bool{},
 	}
@@ -549,11 +549,17 @@ func (p *Pools) forget(pair model.RolePair) {
 func (p *Pools) growPool(ctx context.Context, pair model.RolePair, subject string) ([]string, error) {
 	key := pair.PoolKey()
 	p.mu.Lock()
-	p.waiting[key]++
+	if p.waiting[key] == nil {
+		p.waiting[key] = map[string]int{}
+	}
+	p.waiting[key][subject]++
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		if p.waiting[key]--; p.waiting[key] <= 0 {
+		if p.waiting[key][subject]--; p.waiting[key][subject] <= 0 {
+			delete(p.waiting[key], subject)
+		}
+		if len(p.waiting[key]) == 0 {
 			delete(p.waiting, key)
 		}
 		p.mu.Unlock()
@@ -605,9 +611,10 @@ func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subject str
 	if err := p.fitsEmpty(ctx, name, doc, subject); err != nil {
 		return err
 	}
-	// Enough members for the placements waiting on this growth.
+	// Enough members for the subjects waiting on this growth (several runs
+	// of one user share a per-user subject: one slot).
 	p.mu.Lock()
-	waiting := p.waiting[pair.PoolKey()]
+	waiting := len(p.waiting[pair.PoolKey()])
 	p.mu.Unlock()
 	perMember := 1
 	if q, err := p.w.api.TrustPolicySizeQuota(ctx); err == nil {

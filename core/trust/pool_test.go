@@ -563,3 +563,45 @@ func TestElasticPoolOnlyUsesAndDeletesItsOwnMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestElasticGrowthCountsSubjectsNotRuns: many runs of one user share one
+// per-user subject; waiting on growth together, they need one slot, so the
+// pool creates one member, not one per run.
+func TestElasticGrowthCountsSubjectsNotRuns(t *testing.T) {
+	e := newEnv(t)
+	pair := elasticEnv(t, e)
+	pair.ProxyPool.Elastic.MaxMembers = 10
+	// Room for one subject per member: a growth sized by runs would create
+	// a member per waiting run.
+	e.sim.SetQuota(acct, len(proxyTrust())+len(subject("user-dora"))+8)
+	client := e.client(t)
+	w := trust.NewWriter(client, trust.WriterOptions{OIDCProvider: provider})
+	pools := trust.NewPools(trust.PoolOptions{Writer: w, IAM: client})
+	// Fill the static member.
+	if _, err := place(pools, pair, subject("user-carl")); err != nil {
+		t.Fatal(err)
+	}
+	// Slow the template's read so that every run joins the growth.
+	e.sim.SetLatency("GetRole", 50*time.Millisecond)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := place(pools, pair, subject("user-dora"))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	members, err := pools.Members(context.Background(), pair)
+	if err != nil || len(members) != 2 {
+		t.Fatalf("members = %v, %v: want the static one and one created for the one subject", members, err)
+	}
+}
