@@ -63,19 +63,28 @@ func targetsOf(pairs []model.RolePair) []*trustTarget {
 // fails, the subject is taken out again where this request added it, so a
 // failed request leaves no half-applied grant (docs/design/map-atomicity.md).
 func (s *Service) place(ctx context.Context, targets []*trustTarget, subject string) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	run := func(t *trustTarget) {
+		if s.o.Pools != nil {
+			t.role, t.added, t.err = s.o.Pools.Place(ctx, t.pair, subject)
+			return
+		}
+		t.role = t.pair.ProxyIAMRoleARN
+		t.added, t.err = s.o.Trust.EnsureAdded(ctx, t.role, subject)
+	}
+	// The targets in parallel; the last one (the only one, usually) on this
+	// goroutine: a map answered from the trust cache then waits on nothing.
 	var wg sync.WaitGroup
-	for _, t := range targets {
+	for _, t := range targets[:len(targets)-1] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s.o.Pools != nil {
-				t.role, t.added, t.err = s.o.Pools.Place(ctx, t.pair, subject)
-				return
-			}
-			t.role = t.pair.ProxyIAMRoleARN
-			t.added, t.err = s.o.Trust.EnsureAdded(ctx, t.role, subject)
+			run(t)
 		}()
 	}
+	run(targets[len(targets)-1])
 	wg.Wait()
 	errs := make([]error, 0, len(targets))
 	for _, t := range targets {
