@@ -167,13 +167,9 @@ func (s *Server) iamAction(action string, form url.Values, c *caller) (any, *API
 		if roleName == "" {
 			return nil, errMissingParam("RoleName")
 		}
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		r, aerr := s.roleLocked(acct, roleName)
-		if aerr != nil {
-			return nil, aerr
-		}
-		return getRoleResult{Role: r.xmlFull()}, nil
+		return s.viewRole(acct, roleName, func(_ *account, r *role) (any, *APIError) {
+			return getRoleResult{Role: r.xmlFull()}, nil
+		})
 	case "ListRoles":
 		return s.listRoles(acct, form)
 	case "DeleteRole":
@@ -197,17 +193,13 @@ func (s *Server) iamAction(action string, form url.Values, c *caller) (any, *API
 		}
 		return nil, s.putRolePolicy(acct, roleName, form.Get("PolicyName"), form.Get("PolicyDocument"))
 	case "GetRolePolicy":
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		r, aerr := s.roleLocked(acct, roleName)
-		if aerr != nil {
-			return nil, aerr
-		}
-		ip, ok := r.inline[form.Get("PolicyName")]
-		if !ok {
-			return nil, senderErr(http.StatusNotFound, "NoSuchEntity", "The role policy with name %s cannot be found.", form.Get("PolicyName"))
-		}
-		return getRolePolicyResult{RoleName: r.name, PolicyName: ip.name, PolicyDocument: URLEncodePolicy(ip.doc)}, nil
+		return s.viewRole(acct, roleName, func(_ *account, r *role) (any, *APIError) {
+			ip, ok := r.inline[form.Get("PolicyName")]
+			if !ok {
+				return nil, senderErr(http.StatusNotFound, "NoSuchEntity", "The role policy with name %s cannot be found.", form.Get("PolicyName"))
+			}
+			return getRolePolicyResult{RoleName: r.name, PolicyName: ip.name, PolicyDocument: URLEncodePolicy(ip.doc)}, nil
+		})
 	case "DeleteRolePolicy":
 		return nil, s.deleteRolePolicy(acct, roleName, form.Get("PolicyName"))
 	case "CreateOpenIDConnectProvider":
@@ -360,6 +352,29 @@ func (s *Server) roleLocked(acct, name string) (*role, *APIError) {
 	return r, nil
 }
 
+// updateRole runs fn on the account's role named name under the write lock
+// (NoSuchEntity if there is none).
+func (s *Server) updateRole(acct, name string, fn func(a *account, r *role) *APIError) *APIError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, aerr := s.roleLocked(acct, name)
+	if aerr != nil {
+		return aerr
+	}
+	return fn(s.accounts[acct], r)
+}
+
+// viewRole is updateRole for reads: fn builds an action's result under the read lock.
+func (s *Server) viewRole(acct, name string, fn func(a *account, r *role) (any, *APIError)) (any, *APIError) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, aerr := s.roleLocked(acct, name)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return fn(s.accounts[acct], r)
+}
+
 func (s *Server) checkTrustDoc(a *account, doc string) (*policy, *APIError) {
 	if len(doc) > 131072 {
 		return nil, errValidation("1 validation error detected: Value at 'policyDocument' failed to satisfy constraint: Member must have length less than or equal to 131072")
@@ -452,19 +467,15 @@ func (s *Server) createRole(acct string, spec roleSpec) (*role, *APIError) {
 }
 
 func (s *Server) updateTrust(acct, name, doc string) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, name)
-	if aerr != nil {
-		return aerr
-	}
-	pol, aerr := s.checkTrustDoc(s.accounts[acct], doc)
-	if aerr != nil {
-		return aerr
-	}
-	r.trustDoc, r.trust = doc, pol
-	s.recordLocked(s.accounts[acct], r, strings.ToLower(r.name))
-	return nil
+	return s.updateRole(acct, name, func(a *account, r *role) *APIError {
+		pol, aerr := s.checkTrustDoc(a, doc)
+		if aerr != nil {
+			return aerr
+		}
+		r.trustDoc, r.trust = doc, pol
+		s.recordLocked(a, r, strings.ToLower(r.name))
+		return nil
+	})
 }
 
 func (s *Server) putRolePolicy(acct, roleName, policyName, doc string) *APIError {
@@ -475,62 +486,49 @@ func (s *Server) putRolePolicy(acct, roleName, policyName, doc string) *APIError
 	if err != nil {
 		return policyAPIError(err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return aerr
-	}
-	total := PolicySize(doc)
-	for n, ip := range r.inline {
-		if n != policyName {
-			total += PolicySize(ip.doc)
+	return s.updateRole(acct, roleName, func(a *account, r *role) *APIError {
+		total := PolicySize(doc)
+		for n, ip := range r.inline {
+			if n != policyName {
+				total += PolicySize(ip.doc)
+			}
 		}
-	}
-	if total > rolePolicySizeQuota {
-		return senderErr(http.StatusConflict, "LimitExceeded", "Maximum policy size of %d bytes exceeded for role %s", rolePolicySizeQuota, r.name)
-	}
-	r.inline[policyName] = &inlinePolicy{name: policyName, doc: doc, pol: pol}
-	s.recordLocked(s.accounts[acct], r, strings.ToLower(r.name))
-	return nil
+		if total > rolePolicySizeQuota {
+			return senderErr(http.StatusConflict, "LimitExceeded", "Maximum policy size of %d bytes exceeded for role %s", rolePolicySizeQuota, r.name)
+		}
+		r.inline[policyName] = &inlinePolicy{name: policyName, doc: doc, pol: pol}
+		s.recordLocked(a, r, strings.ToLower(r.name))
+		return nil
+	})
 }
 
 func (s *Server) deleteRolePolicy(acct, roleName, policyName string) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return aerr
-	}
-	if _, ok := r.inline[policyName]; !ok {
-		return senderErr(http.StatusNotFound, "NoSuchEntity", "The role policy with name %s cannot be found.", policyName)
-	}
-	delete(r.inline, policyName)
-	s.recordLocked(s.accounts[acct], r, strings.ToLower(r.name))
-	return nil
+	return s.updateRole(acct, roleName, func(a *account, r *role) *APIError {
+		if _, ok := r.inline[policyName]; !ok {
+			return senderErr(http.StatusNotFound, "NoSuchEntity", "The role policy with name %s cannot be found.", policyName)
+		}
+		delete(r.inline, policyName)
+		s.recordLocked(a, r, strings.ToLower(r.name))
+		return nil
+	})
 }
 
 func (s *Server) deleteRole(acct, name string) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, name)
-	if aerr != nil {
-		return aerr
-	}
-	if len(r.inline) > 0 {
-		return senderErr(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.")
-	}
-	if len(r.attached) > 0 {
-		return senderErr(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must detach all policies first.")
-	}
-	a := s.accounts[acct]
-	if p, ok := a.policies[r.boundary]; ok {
-		p.boundaryUses--
-	}
-	key := strings.ToLower(r.name)
-	delete(a.roles, key)
-	s.recordLocked(a, nil, key)
-	return nil
+	return s.updateRole(acct, name, func(a *account, r *role) *APIError {
+		if len(r.inline) > 0 {
+			return senderErr(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.")
+		}
+		if len(r.attached) > 0 {
+			return senderErr(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must detach all policies first.")
+		}
+		if p, ok := a.policies[r.boundary]; ok {
+			p.boundaryUses--
+		}
+		key := strings.ToLower(r.name)
+		delete(a.roles, key)
+		s.recordLocked(a, nil, key)
+		return nil
+	})
 }
 
 func (s *Server) listRoles(acct string, form url.Values) (any, *APIError) {
@@ -538,13 +536,9 @@ func (s *Server) listRoles(acct string, form url.Values) (any, *APIError) {
 	if prefix == "" {
 		prefix = "/"
 	}
-	maxItems := 100
-	if v := form.Get("MaxItems"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return nil, errValidation("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000", v)
-		}
-		maxItems = n
+	maxItems, aerr := formMaxItems(form)
+	if aerr != nil {
+		return nil, aerr
 	}
 	after := ""
 	if m := form.Get("Marker"); m != "" {

@@ -148,23 +148,20 @@ func (s *Server) iamManagedAction(acct, action string, form url.Values) (res any
 		if aerr := need("RoleName"); aerr != nil {
 			return nil, aerr, true
 		}
-		return s.listAttachedRolePolicies(acct, roleName, form)
+		res, aerr := s.listAttachedRolePolicies(acct, roleName, form)
+		return res, aerr, true
 	case "ListRolePolicies":
 		if aerr := need("RoleName"); aerr != nil {
 			return nil, aerr, true
 		}
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		r, aerr := s.roleLocked(acct, roleName)
-		if aerr != nil {
-			return nil, aerr, true
-		}
-		names := sortedKeys(r.inline)
-		start, end, marker, aerr := pageBounds(form, len(names))
-		if aerr != nil {
-			return nil, aerr, true
-		}
-		return listRolePoliciesResult{PolicyNames: names[start:end], IsTruncated: marker != "", Marker: marker}, nil, true
+		res, aerr := s.viewRole(acct, roleName, func(_ *account, r *role) (any, *APIError) {
+			names, marker, aerr := page(form, sortedKeys(r.inline))
+			if aerr != nil {
+				return nil, aerr
+			}
+			return listRolePoliciesResult{PolicyNames: names, IsTruncated: marker != "", Marker: marker}, nil
+		})
+		return res, aerr, true
 	case "PutRolePermissionsBoundary":
 		if aerr := need("RoleName", "PermissionsBoundary"); aerr != nil {
 			return nil, aerr, true
@@ -200,61 +197,62 @@ func (s *Server) iamManagedAction(acct, action string, form url.Values) (res any
 		if aerr := need("RoleName"); aerr != nil {
 			return nil, aerr, true
 		}
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		r, aerr := s.roleLocked(acct, roleName)
-		if aerr != nil {
-			return nil, aerr, true
-		}
-		start, end, marker, aerr := pageBounds(form, len(r.tags))
-		if aerr != nil {
-			return nil, aerr, true
-		}
-		out := listRoleTagsResult{IsTruncated: marker != "", Marker: marker}
-		for _, t := range r.tags[start:end] {
-			out.Tags = append(out.Tags, xmlTag{Key: t.key, Value: t.value})
-		}
-		return out, nil, true
+		res, aerr := s.viewRole(acct, roleName, func(_ *account, r *role) (any, *APIError) {
+			tags, marker, aerr := page(form, r.tags)
+			if aerr != nil {
+				return nil, aerr
+			}
+			out := listRoleTagsResult{IsTruncated: marker != "", Marker: marker}
+			for _, t := range tags {
+				out.Tags = append(out.Tags, xmlTag{Key: t.key, Value: t.value})
+			}
+			return out, nil
+		})
+		return res, aerr, true
 	}
 	return nil, nil, false
 }
 
-// pageBounds reads MaxItems (1..1000, default 100) and Marker (opaque, from a previous
-// page) for a list of n items; marker is "" on the last page.
-func pageBounds(form url.Values, n int) (start, end int, marker string, aerr *APIError) {
-	maxItems := defaultListItems
-	if v := form.Get("MaxItems"); v != "" {
-		m, err := strconv.Atoi(v)
-		if err != nil || m < 1 || m > maxListItems {
-			return 0, 0, "", errValidation("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000", v)
-		}
-		maxItems = m
+// formMaxItems reads MaxItems: 1..1000, default 100.
+func formMaxItems(form url.Values) (int, *APIError) {
+	v := form.Get("MaxItems")
+	if v == "" {
+		return defaultListItems, nil
 	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxListItems {
+		return 0, errValidation("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000", v)
+	}
+	return n, nil
+}
+
+// page cuts the page of items that MaxItems and Marker (opaque, from a previous page)
+// ask for; marker is "" on the last page.
+func page[T any](form url.Values, items []T) (_ []T, marker string, aerr *APIError) {
+	n := len(items)
+	maxItems, aerr := formMaxItems(form)
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	start := 0
 	if m := form.Get("Marker"); m != "" {
 		b, err := base64.RawURLEncoding.DecodeString(m)
 		i, perr := strconv.Atoi(strings.TrimPrefix(string(b), "i"))
 		if err != nil || perr != nil || !strings.HasPrefix(string(b), "i") || i < 0 || i > n {
-			return 0, 0, "", senderErr(http.StatusBadRequest, "InvalidInput", "Invalid Marker.")
+			return nil, "", senderErr(http.StatusBadRequest, "InvalidInput", "Invalid Marker.")
 		}
 		start = i
 	}
-	end = min(start+maxItems, n)
+	end := min(start+maxItems, n)
 	if end < n {
 		marker = base64.RawURLEncoding.EncodeToString([]byte("i" + strconv.Itoa(end)))
 	}
-	return start, end, marker, nil
+	return items[start:end], marker, nil
 }
 
 // managed returns the account's managed policy with that ARN.
 func (a *account) managed(arn string) (*managedPolicy, *APIError) {
-	if !strings.HasPrefix(arn, "arn:") || !strings.Contains(arn, managedPolicyARNInfix) {
-		return nil, senderErr(http.StatusBadRequest, "InvalidInput", "ARN %s is not valid.", arn)
-	}
-	p, ok := a.policies[arn]
-	if !ok {
-		return nil, senderErr(http.StatusNotFound, "NoSuchEntity", "Policy %s does not exist or is not attachable.", arn)
-	}
-	return p, nil
+	return a.lookupPolicy(arn, "Policy %s does not exist or is not attachable.")
 }
 
 // boundaryPolicy returns the managed policy named as a permissions boundary.
@@ -262,12 +260,18 @@ func (a *account) boundaryPolicy(arn string) (*managedPolicy, *APIError) {
 	if len(arn) < 20 || len(arn) > 2048 {
 		return nil, errValidation("1 validation error detected: Value '%s' at 'permissionsBoundary' failed to satisfy constraint: Member must have length between 20 and 2048", arn)
 	}
+	return a.lookupPolicy(arn, "Scope ARN: %s does not exist or is not attachable.")
+}
+
+// lookupPolicy returns the managed policy with that ARN; notFound is IAM's message
+// (with the ARN for %s) when there is none, which differs by the parameter that names it.
+func (a *account) lookupPolicy(arn, notFound string) (*managedPolicy, *APIError) {
 	if !strings.HasPrefix(arn, "arn:") || !strings.Contains(arn, managedPolicyARNInfix) {
 		return nil, senderErr(http.StatusBadRequest, "InvalidInput", "ARN %s is not valid.", arn)
 	}
 	p, ok := a.policies[arn]
 	if !ok {
-		return nil, senderErr(http.StatusNotFound, "NoSuchEntity", "Scope ARN: %s does not exist or is not attachable.", arn)
+		return nil, senderErr(http.StatusNotFound, "NoSuchEntity", notFound, arn)
 	}
 	return p, nil
 }
@@ -321,98 +325,79 @@ func (s *Server) deletePolicy(acct, arn string) *APIError {
 }
 
 func (s *Server) attachRolePolicy(acct, roleName, arn string) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return aerr
-	}
-	a := s.accounts[acct]
-	p, aerr := a.managed(arn)
-	if aerr != nil {
-		return aerr
-	}
-	for _, have := range r.attached {
-		if have == arn {
-			return nil // attaching twice is a no-op, as in IAM
+	return s.updateRole(acct, roleName, func(a *account, r *role) *APIError {
+		p, aerr := a.managed(arn)
+		if aerr != nil {
+			return aerr
 		}
-	}
-	if len(r.attached) >= attachedPoliciesPerRole {
-		return senderErr(http.StatusConflict, "LimitExceeded", "Cannot exceed quota for PoliciesPerRole: %d", attachedPoliciesPerRole)
-	}
-	r.attached = append(r.attached, arn)
-	p.attachments++
-	s.recordLocked(a, r, strings.ToLower(r.name))
-	return nil
+		for _, have := range r.attached {
+			if have == arn {
+				return nil // attaching twice is a no-op, as in IAM
+			}
+		}
+		if len(r.attached) >= attachedPoliciesPerRole {
+			return senderErr(http.StatusConflict, "LimitExceeded", "Cannot exceed quota for PoliciesPerRole: %d", attachedPoliciesPerRole)
+		}
+		r.attached = append(r.attached, arn)
+		p.attachments++
+		s.recordLocked(a, r, strings.ToLower(r.name))
+		return nil
+	})
 }
 
 func (s *Server) detachRolePolicy(acct, roleName, arn string) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return aerr
-	}
-	a := s.accounts[acct]
-	for i, have := range r.attached {
-		if have == arn {
-			r.attached = append(r.attached[:i:i], r.attached[i+1:]...)
-			if p, ok := a.policies[arn]; ok {
-				p.attachments--
+	return s.updateRole(acct, roleName, func(a *account, r *role) *APIError {
+		for i, have := range r.attached {
+			if have == arn {
+				r.attached = append(r.attached[:i:i], r.attached[i+1:]...)
+				if p, ok := a.policies[arn]; ok {
+					p.attachments--
+				}
+				s.recordLocked(a, r, strings.ToLower(r.name))
+				return nil
 			}
-			s.recordLocked(a, r, strings.ToLower(r.name))
-			return nil
 		}
-	}
-	return senderErr(http.StatusNotFound, "NoSuchEntity", "Policy %s was not found.", arn)
+		return senderErr(http.StatusNotFound, "NoSuchEntity", "Policy %s was not found.", arn)
+	})
 }
 
-func (s *Server) listAttachedRolePolicies(acct, roleName string, form url.Values) (any, *APIError, bool) {
+func (s *Server) listAttachedRolePolicies(acct, roleName string, form url.Values) (any, *APIError) {
 	prefix := form.Get("PathPrefix")
 	if prefix == "" {
 		prefix = "/"
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return nil, aerr, true
-	}
-	var matched []xmlAttachedPolicy
-	for _, arn := range r.attached {
-		if p, ok := s.accounts[acct].policies[arn]; ok && strings.HasPrefix(p.path, prefix) {
-			matched = append(matched, xmlAttachedPolicy{PolicyName: p.name, PolicyArn: p.arn})
+	return s.viewRole(acct, roleName, func(a *account, r *role) (any, *APIError) {
+		var matched []xmlAttachedPolicy
+		for _, arn := range r.attached {
+			if p, ok := a.policies[arn]; ok && strings.HasPrefix(p.path, prefix) {
+				matched = append(matched, xmlAttachedPolicy{PolicyName: p.name, PolicyArn: p.arn})
+			}
 		}
-	}
-	start, end, marker, aerr := pageBounds(form, len(matched))
-	if aerr != nil {
-		return nil, aerr, true
-	}
-	return listAttachedRolePoliciesResult{AttachedPolicies: matched[start:end], IsTruncated: marker != "", Marker: marker}, nil, true
+		matched, marker, aerr := page(form, matched)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return listAttachedRolePoliciesResult{AttachedPolicies: matched, IsTruncated: marker != "", Marker: marker}, nil
+	})
 }
 
 // setBoundary sets (arn != "") or removes a role's permissions boundary.
 func (s *Server) setBoundary(acct, roleName, arn string) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return aerr
-	}
-	a := s.accounts[acct]
-	if arn != "" {
-		p, aerr := a.boundaryPolicy(arn)
-		if aerr != nil {
-			return aerr
+	return s.updateRole(acct, roleName, func(a *account, r *role) *APIError {
+		if arn != "" {
+			p, aerr := a.boundaryPolicy(arn)
+			if aerr != nil {
+				return aerr
+			}
+			p.boundaryUses++
 		}
-		p.boundaryUses++
-	}
-	if old, ok := a.policies[r.boundary]; ok {
-		old.boundaryUses--
-	}
-	r.boundary = arn
-	s.recordLocked(a, r, strings.ToLower(r.name))
-	return nil
+		if old, ok := a.policies[r.boundary]; ok {
+			old.boundaryUses--
+		}
+		r.boundary = arn
+		s.recordLocked(a, r, strings.ToLower(r.name))
+		return nil
+	})
 }
 
 // formTags reads Tags.member.N.Key / .Value.
@@ -452,49 +437,41 @@ func checkTags(tags []tag) *APIError {
 }
 
 func (s *Server) tagRole(acct, roleName string, tags []tag) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return aerr
-	}
-	merged := append([]tag(nil), r.tags...)
-next:
-	for _, t := range tags {
-		for i := range merged {
-			if strings.EqualFold(merged[i].key, t.key) {
-				merged[i] = t
-				continue next
+	return s.updateRole(acct, roleName, func(_ *account, r *role) *APIError {
+		merged := append([]tag(nil), r.tags...)
+	next:
+		for _, t := range tags {
+			for i := range merged {
+				if strings.EqualFold(merged[i].key, t.key) {
+					merged[i] = t
+					continue next
+				}
 			}
+			merged = append(merged, t)
 		}
-		merged = append(merged, t)
-	}
-	if len(merged) > tagsPerRole {
-		return senderErr(http.StatusConflict, "LimitExceeded", "The number of tags has reached the maximum limit.")
-	}
-	r.tags = merged
-	return nil
+		if len(merged) > tagsPerRole {
+			return senderErr(http.StatusConflict, "LimitExceeded", "The number of tags has reached the maximum limit.")
+		}
+		r.tags = merged
+		return nil
+	})
 }
 
 func (s *Server) untagRole(acct, roleName string, keys []string) *APIError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, aerr := s.roleLocked(acct, roleName)
-	if aerr != nil {
-		return aerr
-	}
-	kept := r.tags[:0:0]
-	for _, t := range r.tags {
-		drop := false
-		for _, k := range keys {
-			drop = drop || strings.EqualFold(k, t.key)
+	return s.updateRole(acct, roleName, func(_ *account, r *role) *APIError {
+		kept := r.tags[:0:0]
+		for _, t := range r.tags {
+			drop := false
+			for _, k := range keys {
+				drop = drop || strings.EqualFold(k, t.key)
+			}
+			if !drop {
+				kept = append(kept, t)
+			}
 		}
-		if !drop {
-			kept = append(kept, t)
-		}
-	}
-	r.tags = kept
-	return nil
+		r.tags = kept
+		return nil
+	})
 }
 
 // iamRequestContext is the request's own condition keys for identity policies:
