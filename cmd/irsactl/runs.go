@@ -105,7 +105,23 @@ func validRun(run, wt string) (brokerapi.MapRequest, error) {
 	return brokerapi.MapRequest{RunID: run, WorkloadType: wt}, nil
 }
 
-func printMapResult(cmd *cobra.Command, format string, res mapResult) error {
+// runClient validates --run and --type (a usage error comes before any other),
+// then makes the client.
+func (s *settings) runClient(ctx context.Context, run, wt string) (brokerapi.MapRequest, *client, string, error) {
+	req, err := validRun(run, wt)
+	if err != nil {
+		return brokerapi.MapRequest{}, nil, "", err
+	}
+	c, format, err := s.clientAndFormat(ctx)
+	return req, c, format, err
+}
+
+// postRun posts the run to path (/v2/preview or /v2/map) and prints the answer.
+func postRun(cmd *cobra.Command, c *client, format, path string, req brokerapi.MapRequest) error {
+	var res mapResult
+	if err := c.do(cmd.Context(), http.MethodPost, path, req, &res); err != nil {
+		return err
+	}
 	return emit(cmd.OutOrStdout(), format, res, func(t *tabwriter.Writer) {
 		row(t, "ORG", "ASSET ROLE", "PROXY ROLE", "TRUST UPDATE")
 		for _, g := range res.Grants {
@@ -135,19 +151,11 @@ policy is changed. The run must be yours, as for a real map.`,
 	}
 	run, wt := runFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		req, err := validRun(*run, *wt)
+		req, c, format, err := s.runClient(cmd.Context(), *run, *wt)
 		if err != nil {
 			return err
 		}
-		c, format, err := s.clientAndFormat(cmd.Context())
-		if err != nil {
-			return err
-		}
-		var res mapResult
-		if err := c.do(cmd.Context(), http.MethodPost, brokerapi.PathV2Preview, req, &res); err != nil {
-			return err
-		}
-		return printMapResult(cmd, format, res)
+		return postRun(cmd, c, format, brokerapi.PathV2Preview, req)
 	}
 	return cmd
 }
@@ -167,11 +175,7 @@ decision id come too (POST /v2/map).`,
 	run, wt := runFlags(cmd)
 	cmd.Flags().StringVar(run, "run-id", "", "same as --run")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		req, err := validRun(*run, *wt)
-		if err != nil {
-			return err
-		}
-		c, format, err := s.clientAndFormat(cmd.Context())
+		req, c, format, err := s.runClient(cmd.Context(), *run, *wt)
 		if err != nil {
 			return err
 		}
@@ -183,11 +187,7 @@ decision id come too (POST /v2/map).`,
 			_, err = cmd.OutOrStdout().Write(text)
 			return err
 		}
-		var res mapResult
-		if err := c.do(cmd.Context(), http.MethodPost, brokerapi.PathV2Map, req, &res); err != nil {
-			return err
-		}
-		return printMapResult(cmd, format, res)
+		return postRun(cmd, c, format, brokerapi.PathV2Map, req)
 	}
 	return cmd
 }
