@@ -1,26 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/irsa-broker/irsa-broker/core/config"
-	"github.com/irsa-broker/irsa-broker/core/mapping"
-	"github.com/irsa-broker/irsa-broker/core/wire"
-	"github.com/irsa-broker/irsa-broker/examples"
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
 	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
-	"github.com/irsa-broker/irsa-broker/plugins/static"
 )
 
 // TestV18ShapedBroker: irsactl lists, exports and restores exactly against
@@ -29,23 +20,10 @@ import (
 // an answer as an import file.
 func TestV18ShapedBroker(t *testing.T) {
 	st := devstacktest.Start(t, devstack.Options{Empty: true})
-	cfg := config.Defaults()
-	cfg.InsecureHTTP, cfg.Workloads, cfg.OIDCProvider = true, "caller", st.OIDCProvider
-	cfg.AWSRegion, cfg.IAMEndpoint, cfg.LegacyGetShape = devstack.Region, st.AWSURL, "v1.8"
-	users := static.New()
-	if err := users.Configure(context.Background(), examples.DevUsers); err != nil {
-		t.Fatal(err)
-	}
-	b, err := wire.Build(context.Background(), cfg, wire.Edges{Identity: users, Mappings: mapping.NewMemoryStore(),
-		IAMCredentials: credentials.NewStaticCredentialsProvider(st.AccessKeyID, st.SecretKey, "")}, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(b.Handler)
-	defer func() { srv.Close(); b.Close() }()
-	st.BrokerURL = srv.URL // the CLI and its golden placeholders use this broker
+	brokerURL := devstacktest.Broker(t, st, func(cfg *config.Serve) { cfg.LegacyGetShape = "v1.8" })
+	st.BrokerURL = brokerURL // the CLI and its golden placeholders use this broker
 	home := t.TempDir()
-	c := &cli{t: t, st: st, home: home, env: map[string]string{"PATH": os.Getenv("PATH"), "HOME": home, envBroker: srv.URL, envToken: "admin-token"}}
+	c := &cli{t: t, st: st, home: home, env: map[string]string{"PATH": os.Getenv("PATH"), "HOME": home, envBroker: brokerURL, envToken: "admin-token"}}
 
 	c.ok("mappings", "set", "one", "--asset", assetAcct+"acme-read-bucket-role", "--proxy", proxyAcct+"acme-read-bucket-role")
 	c.ok("mappings", "set", "multi-one", "--multi", "--asset", assetAcct+"acme-list-bucket-role", "--proxy", proxyAcct+"acme-list-bucket-role")
@@ -53,7 +31,7 @@ func TestV18ShapedBroker(t *testing.T) {
 		"--asset", assetAcct+"acme-update-bucket-role", "--proxy", proxyAcct+"acme-update-bucket-role")
 
 	// The site's clients see lists everywhere.
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/role_mappings", nil)
+	req, _ := http.NewRequest(http.MethodGet, brokerURL+"/role_mappings", nil)
 	req.Header.Set("Authorization", "Bearer admin-token")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

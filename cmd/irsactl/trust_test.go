@@ -2,40 +2,21 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/irsa-broker/irsa-broker/core/broker"
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
 )
-
-// addProxyRole creates another proxy role like the seeded one: the same
-// trust policy (with no subject) and permission to assume its asset role.
-func addProxyRole(t *testing.T, st *devstack.Stack, like, name string) string {
-	t.Helper()
-	doc, err := st.Sim.TrustPolicy(devstack.EKSAccount, like)
-	if err != nil {
-		t.Fatal(err)
-	}
-	arn, err := st.Sim.CreateRole(devstack.EKSAccount, name, "/", doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perm := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::%s:role/%s"}]}`, devstack.AssetsAccount, like)
-	if err := st.Sim.PutRolePolicy(devstack.EKSAccount, name, "assume-asset-role", perm); err != nil {
-		t.Fatal(err)
-	}
-	return arn
-}
 
 // poolStack is a dev stack whose update org is mapped to a pool of three
 // members (set through irsactl), with runs of bob and alice mapped.
 func poolStack(t *testing.T) *cli {
 	c := newCLI(t, devstack.Options{})
 	const role = "acme-update-bucket-role"
-	addProxyRole(t, c.st, role, role+"-2")
-	addProxyRole(t, c.st, role, role+"-3")
+	devstacktest.AddProxyRole(t, c.st, role, "/", role+"-2")
+	devstacktest.AddProxyRole(t, c.st, role, "/", role+"-3")
 	c.golden("mappings-set-pool", c.ok("mappings", "set", "irsa-iamrole-update-bucket", "--asset", assetAcct+role,
 		"--pool", "update", "--member", proxyAcct+role, "--member", proxyAcct+role+"-2", "--member", proxyAcct+role+"-3"))
 	c.env[envToken] = "bob-token"

@@ -2,28 +2,19 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/irsa-broker/irsa-broker/core/config"
-	"github.com/irsa-broker/irsa-broker/core/mapping"
-	"github.com/irsa-broker/irsa-broker/core/wire"
-	"github.com/irsa-broker/irsa-broker/examples"
 	"github.com/irsa-broker/irsa-broker/internal/devstack"
 	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
-	"github.com/irsa-broker/irsa-broker/plugins/static"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -34,32 +25,6 @@ type recordedCall struct {
 	Path   string          `json:"path"`
 	Token  string          `json:"token"`
 	Body   json.RawMessage `json:"body"`
-}
-
-// brokerWithShape builds serve's graph with --legacy-get-shape=shape, the
-// dev stack's simulator as IAM and no mappings.
-func brokerWithShape(t *testing.T, shape string) string {
-	t.Helper()
-	st := devstacktest.Start(t, devstack.Options{Empty: true})
-	cfg := config.Defaults()
-	cfg.InsecureHTTP, cfg.Workloads, cfg.OIDCProvider = true, "caller", st.OIDCProvider
-	cfg.AWSRegion, cfg.IAMEndpoint = devstack.Region, st.AWSURL
-	cfg.LegacyGetShape = shape
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	users := static.New()
-	if err := users.Configure(context.Background(), examples.DevUsers); err != nil {
-		t.Fatal(err)
-	}
-	b, err := wire.Build(context.Background(), cfg, wire.Edges{Identity: users, Mappings: mapping.NewMemoryStore(),
-		IAMCredentials: credentials.NewStaticCredentialsProvider(st.AccessKeyID, st.SecretKey, "")}, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(b.Handler)
-	t.Cleanup(func() { srv.Close(); b.Close() })
-	return srv.URL
 }
 
 // replay sends the recorded calls and returns the transcript: each call and
@@ -107,7 +72,9 @@ func TestLegacyGetShapesAgainstRecordedCalls(t *testing.T) {
 	}
 	for _, shape := range []string{"seed", "v1.8"} {
 		t.Run(shape, func(t *testing.T) {
-			base := brokerWithShape(t, shape)
+			// serve's graph with --legacy-get-shape=shape and no mappings
+			st := devstacktest.Start(t, devstack.Options{Empty: true})
+			base := devstacktest.Broker(t, st, func(cfg *config.Serve) { cfg.LegacyGetShape = shape })
 			transcript, answers := replay(t, base, calls, "")
 			golden := filepath.Join("testdata", "legacy-gets."+shape+".golden")
 			if *updateGolden {

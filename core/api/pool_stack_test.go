@@ -18,25 +18,6 @@ import (
 	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
 )
 
-// addProxyRole creates another proxy role like the seeded one name: the same
-// trust policy (with no subject) and permission to assume the same asset role.
-func addProxyRole(t *testing.T, st *devstack.Stack, like, name string) string {
-	t.Helper()
-	doc, err := st.Sim.TrustPolicy(devstack.EKSAccount, like)
-	if err != nil {
-		t.Fatal(err)
-	}
-	arn, err := st.Sim.CreateRole(devstack.EKSAccount, name, "/", doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perm := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::%s:role/%s"}]}`, devstack.AssetsAccount, like)
-	if err := st.Sim.PutRolePolicy(devstack.EKSAccount, name, "assume-asset-role", perm); err != nil {
-		t.Fatal(err)
-	}
-	return arn
-}
-
 // TestStaticPoolEndToEnd: an org mapped to a pool of three proxy roles maps
 // more runs than one trust policy holds; each run's config names the member
 // that holds its subject, and the SDK's own chain reaches the asset role
@@ -45,7 +26,7 @@ func TestStaticPoolEndToEnd(t *testing.T) {
 	st := devstacktest.Start(t, devstack.Options{})
 	const role = "acme-update-bucket-role"
 	members := []string{"arn:aws:iam::" + devstack.EKSAccount + ":role/" + role,
-		addProxyRole(t, st, role, role+"-2"), addProxyRole(t, st, role, role+"-3")}
+		devstacktest.AddProxyRole(t, st, role, "/", role+"-2"), devstacktest.AddProxyRole(t, st, role, "/", role+"-3")}
 	asset := "arn:aws:iam::" + devstack.AssetsAccount + ":role/" + role
 	body := fmt.Sprintf(`{"role_pairs":[{"iam_role_arn":%q,"proxy_pool":{"name":"update","members":["%s"]}}]}`, asset, strings.Join(members, `","`))
 	if r := call(t, st, "PUT", "/v2/mappings/irsa-iamrole-update-bucket", admin, body); r.status != 200 {

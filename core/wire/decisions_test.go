@@ -1,25 +1,18 @@
 package wire_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/irsa-broker/irsa-broker/core/config"
-	"github.com/irsa-broker/irsa-broker/core/mapping"
 	"github.com/irsa-broker/irsa-broker/core/policy"
-	"github.com/irsa-broker/irsa-broker/core/wire"
-	"github.com/irsa-broker/irsa-broker/examples"
-	"github.com/irsa-broker/irsa-broker/plugins/static"
+	"github.com/irsa-broker/irsa-broker/internal/devstack"
+	"github.com/irsa-broker/irsa-broker/internal/devstack/devstacktest"
 )
 
 // TestDecisionLogFileAndRingOff: --decision-log=FILE appends one JSON line
@@ -27,26 +20,10 @@ import (
 // --decision-ring=0 turns GET /v2/decisions off (404).
 func TestDecisionLogFileAndRingOff(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "decisions.jsonl")
-	cfg := config.Defaults()
-	cfg.InsecureHTTP, cfg.Workloads, cfg.OIDCProvider = true, "caller", "oidc.example.com/id/X"
-	cfg.DecisionLog, cfg.DecisionRing = file, 0
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	users := static.New()
-	if err := users.Configure(context.Background(), examples.DevUsers); err != nil {
-		t.Fatal(err)
-	}
-	b, err := wire.Build(context.Background(), cfg, wire.Edges{Identity: users, Mappings: mapping.NewMemoryStore(),
-		IAMCredentials: credentials.NewStaticCredentialsProvider("AKIAEXAMPLE", "secret", "")}, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	srv := httptest.NewServer(b.Handler)
-	defer srv.Close()
+	st := devstacktest.Start(t, devstack.Options{Empty: true})
+	brokerURL := devstacktest.Broker(t, st, func(cfg *config.Serve) { cfg.DecisionLog, cfg.DecisionRing = file, 0 })
 	do := func(path, token string) int {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, brokerURL+path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

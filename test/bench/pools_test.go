@@ -98,24 +98,6 @@ type setup func(b *testing.B, st *devstack.Stack) model.RolePair
 
 func arnOf(acct, pathName string) string { return "arn:aws:iam::" + acct + ":role/" + pathName }
 
-// proxyLike creates a proxy role like the seeded one (same trust policy, no
-// subject, same permission) at path/name.
-func proxyLike(b *testing.B, st *devstack.Stack, path, name string) string {
-	doc, err := st.Sim.TrustPolicy(devstack.EKSAccount, poolRole)
-	if err != nil {
-		b.Fatal(err)
-	}
-	arn, err := st.Sim.CreateRole(devstack.EKSAccount, name, path, doc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	perm := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::%s:role/%s"}]}`, devstack.AssetsAccount, poolRole)
-	if err := st.Sim.PutRolePolicy(devstack.EKSAccount, name, "assume-asset-role", perm); err != nil {
-		b.Fatal(err)
-	}
-	return arn
-}
-
 // trustPools makes the asset role trust the seeded proxy role and both
 // pools by aws:PrincipalArn on their paths, not by listing members.
 func trustPools(b *testing.B, st *devstack.Stack) {
@@ -141,7 +123,7 @@ func setupSingle(b *testing.B, st *devstack.Stack) model.RolePair {
 func setupStatic(b *testing.B, st *devstack.Stack) model.RolePair {
 	var members []string
 	for n := 1; n <= 40; n++ {
-		members = append(members, proxyLike(b, st, "/irsa-proxy/update/", fmt.Sprintf("update-static-%02d", n)))
+		members = append(members, devstacktest.AddProxyRole(b, st, poolRole, "/irsa-proxy/update/", fmt.Sprintf("update-static-%02d", n)))
 	}
 	return putPair(b, st, model.RolePair{IAMRoleARN: arnOf(devstack.AssetsAccount, poolRole), ProxyIAMRoleARN: members[0], UpdateTrustPolicy: true,
 		ProxyPool: &model.ProxyPool{Name: "update", Members: members}})
