@@ -70,20 +70,7 @@ func TestCookbook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ch, err := tester.NewRunner().SetCompiler(compiler).SetModules(parsed).SetTimeout(time.Minute).RunTests(context.Background(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ran := 0
-			for r := range ch {
-				ran++
-				if r.Error != nil || r.Fail {
-					t.Errorf("%s.%s failed: %v", r.Package, r.Name, r.Error)
-				}
-			}
-			if ran < 3 {
-				t.Errorf("only %d Rego tests ran", ran)
-			}
+			runRegoTests(t, tester.NewRunner().SetCompiler(compiler).SetModules(parsed).SetTimeout(time.Minute), 3)
 		})
 	}
 }

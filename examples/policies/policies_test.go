@@ -31,7 +31,13 @@ func TestRego(t *testing.T) {
 			t.Fatalf("parse %s: %v", f, err)
 		}
 	}
-	ch, err := tester.NewRunner().SetModules(modules).RunTests(context.Background(), nil)
+	runRegoTests(t, tester.NewRunner().SetModules(modules), 8)
+}
+
+// runRegoTests runs r's tests, each of which must pass; at least atLeast must run.
+func runRegoTests(t *testing.T, r *tester.Runner, atLeast int) {
+	t.Helper()
+	ch, err := r.RunTests(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +48,8 @@ func TestRego(t *testing.T) {
 			t.Errorf("%s.%s failed: %v", r.Package, r.Name, r.Error)
 		}
 	}
-	if ran < 8 {
-		t.Fatalf("only %d Rego tests ran", ran)
+	if ran < atLeast {
+		t.Errorf("only %d Rego tests ran", ran)
 	}
 }
 
