@@ -27,6 +27,23 @@ func place(p *trust.Pools, pair model.RolePair, sub string) (placement, error) {
 	return placement{role, added}, err
 }
 
+// placeAll places the subjects of runs run-000 to run-(n-1) at once, one
+// goroutine each, and returns each run's placement and error.
+func placeAll(p *trust.Pools, pair model.RolePair, n int) ([]placement, []error) {
+	var wg sync.WaitGroup
+	placed := make([]placement, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			placed[i], errs[i] = place(p, pair, subject(fmt.Sprintf("run-%03d", i)))
+		}()
+	}
+	wg.Wait()
+	return placed, errs
+}
+
 type keyLocker struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -73,17 +90,7 @@ func TestPoolPlacesAcrossMembersUntilFull(t *testing.T) {
 	pools := trust.NewPools(trust.PoolOptions{Writer: w})
 
 	const n = 120 // more than three members hold (about 33 each)
-	var wg sync.WaitGroup
-	placed := make([]placement, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			placed[i], errs[i] = place(pools, pair, subject(fmt.Sprintf("run-%03d", i)))
-		}()
-	}
-	wg.Wait()
+	placed, errs := placeAll(pools, pair, n)
 	ok, full := 0, 0
 	perMember := map[string]int{}
 	for i := range n {
@@ -260,17 +267,7 @@ func TestElasticPoolGrowsAndShrinks(t *testing.T) {
 	pools := trust.NewPools(trust.PoolOptions{Writer: w, IAM: client, Now: clock.Now, ManagedBy: "broker-test"})
 
 	const n = 110 // the static member (about 33) and three created ones
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	placed := make([]placement, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			placed[i], errs[i] = place(pools, pair, subject(fmt.Sprintf("run-%03d", i)))
-		}()
-	}
-	wg.Wait()
+	placed, errs := placeAll(pools, pair, n)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("run-%03d: %v", i, err)
