@@ -158,26 +158,44 @@ func FuzzParseValue(f *testing.F) {
 	f.Add("*", `{}`)
 	f.Add("acme", `{"iam_role_arn": "\u0061rn:aws:iam::524112250363:role/x", "proxy_iam_role_arn": "`+proxyARN+`"}`)
 	f.Fuzz(func(t *testing.T, org, value string) {
-		m, err := ParseValue(org, value)
-		if err != nil {
-			var ve *model.ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("error is not a *ValidationError: %v", err)
-			}
+		m, ok := parsedValue(t, org, value)
+		if !ok {
 			return
-		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("parsed mapping does not validate: %v", err)
 		}
 		if strings.ContainsAny(m.Org, "*?") {
 			t.Fatalf("org with wildcard accepted: %q", m.Org)
 		}
-		back, err := ParseValue(org, Value(m))
-		if err != nil {
-			t.Fatalf("re-parse of %s: %v", Value(m), err)
-		}
-		if !reflect.DeepEqual(back, m) {
-			t.Fatalf("round trip changed the mapping: %+v -> %+v", m, back)
-		}
+		roundTrips(t, org, m)
 	})
+}
+
+// parsedValue is what the fuzz targets ask of ParseValue: a value it refuses
+// is refused with a *ValidationError (ok false), and a mapping it returns
+// validates.
+func parsedValue(t *testing.T, org, value string) (m model.Mapping, ok bool) {
+	t.Helper()
+	m, err := ParseValue(org, value)
+	if err != nil {
+		var ve *model.ValidationError
+		if !errors.As(err, &ve) {
+			t.Fatalf("error is not a *ValidationError: %v", err)
+		}
+		return model.Mapping{}, false
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("parsed mapping does not validate: %v", err)
+	}
+	return m, true
+}
+
+// roundTrips checks that m's value parses back to m.
+func roundTrips(t *testing.T, org string, m model.Mapping) {
+	t.Helper()
+	back, err := ParseValue(org, Value(m))
+	if err != nil {
+		t.Fatalf("re-parse of %s: %v", Value(m), err)
+	}
+	if !reflect.DeepEqual(back, m) {
+		t.Fatalf("round trip changed the mapping: %+v -> %+v", m, back)
+	}
 }

@@ -156,16 +156,9 @@ func FuzzParsePoolValue(f *testing.F) {
 	f.Add("acme", `{"iam_role_arn": "`+assetARN+`", "proxy_pool": {"members": ["`+proxyARN+`"], "name": "p\u0041"}}`)
 	f.Add("acme", `{"iam_role_arn": "`+assetARN+`", "proxy_pool": {"members": ["`+proxyARN+`"], "elastic": null}}`)
 	f.Fuzz(func(t *testing.T, org, value string) {
-		m, err := ParseValue(org, value)
-		if err != nil {
-			var ve *model.ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("error is not a *ValidationError: %v", err)
-			}
+		m, ok := parsedValue(t, org, value)
+		if !ok {
 			return
-		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("parsed mapping does not validate: %v", err)
 		}
 		for _, p := range m.Pairs {
 			if p.ProxyMembers()[0] != p.ProxyIAMRoleARN {
@@ -177,13 +170,7 @@ func FuzzParsePoolValue(f *testing.F) {
 				}
 			}
 		}
-		back, err := ParseValue(org, Value(m))
-		if err != nil {
-			t.Fatalf("re-parse of %s: %v", Value(m), err)
-		}
-		if !reflect.DeepEqual(back, m) {
-			t.Fatalf("round trip changed the mapping: %+v -> %+v", m, back)
-		}
+		roundTrips(t, org, m)
 	})
 }
 
