@@ -143,7 +143,7 @@ func (r *Resolver) Ready(context.Context) error {
 func (r *Resolver) Namespace() string { return r.o.Namespace }
 
 // endpointsOnly keeps, of the containers, only the broker endpoint each
-// one is given: what Exclusive needs.
+// one is given: what OtherServices needs.
 func endpointsOnly(cs []corev1.Container) []corev1.Container {
 	var out []corev1.Container
 	for _, c := range cs {
