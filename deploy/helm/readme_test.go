@@ -18,7 +18,11 @@ const (
 )
 
 // valuesTable renders values.yaml as a Markdown table: every leaf key with
-// its default and the comment above it (or above its nearest parent).
+// its default and its meaning. The meaning is the comment above the key; a
+// key without one takes the comment of its nearest commented parent, which
+// then describes the keys under it (resources, nodeSelector). A top-level
+// key's comment never passes down: it heads a section ("broker:"), it does
+// not describe each key in it. Otherwise the meaning is empty.
 func valuesTable(t *testing.T) string {
 	b, err := os.ReadFile("irsa-broker/values.yaml")
 	if err != nil {
@@ -29,18 +33,25 @@ func valuesTable(t *testing.T) string {
 		t.Fatal(err)
 	}
 	var rows []string
-	var walk func(n *yaml.Node, prefix, inherited string)
-	walk = func(n *yaml.Node, prefix, inherited string) {
+	var walk func(n *yaml.Node, prefix, parent string)
+	walk = func(n *yaml.Node, prefix, parent string) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			key := prefix + k.Value
-			comment := cleanComment(k.HeadComment)
-			if comment == "" {
-				comment = inherited
-			}
+			own := cleanComment(k.HeadComment)
 			if v.Kind == yaml.MappingNode && len(v.Content) > 0 {
-				walk(v, key+".", comment)
+				switch {
+				case prefix == "":
+					own = "" // a section heading
+				case own == "":
+					own = parent
+				}
+				walk(v, key+".", own)
 				continue
+			}
+			comment := own
+			if comment == "" {
+				comment = parent
 			}
 			def := v.Value
 			if v.Kind != yaml.ScalarNode {
