@@ -181,10 +181,6 @@ type SubjectState struct {
 // requests.
 const trustReads = 8
 
-// freeSlotLen sizes free slots: a subject of a run's service account,
-// system:serviceaccount:domino-compute:run-<24 hex>.
-const freeSlotLen = 59
-
 // Trust reads every pool's members and subjects (admin: mapping.read), at
 // most trustReads members at once; a member whose last trust-writer round is
 // fresh is answered from it (PoolInspector.Inspect).
@@ -254,7 +250,9 @@ func (s *Service) member(ctx context.Context, role string, created bool) MemberS
 	m.Size, m.Quota = rt.Size, rt.Quota
 	if rt.Quota > 0 {
 		m.FillRatio = float64(rt.Size) / float64(rt.Quota)
-		m.FreeSlots = max(0, (rt.Quota-rt.Size)/(freeSlotLen+3))
+		// Free slots for subjects of a typical run (each also costs its
+		// quotes and a comma).
+		m.FreeSlots = max(0, (rt.Quota-rt.Size)/(model.TypicalSubjectLength+3))
 	}
 	for _, sub := range rt.Subjects {
 		m.Subjects = append(m.Subjects, s.subjectState(sub))

@@ -157,7 +157,7 @@ func TestTrustState(t *testing.T) {
 	if pool.Name != "pool-x" || !slices.Equal(pool.Orgs, []string{"o", "p"}) || !pool.Elastic || pool.MaxMembers != model.DefaultElasticMaxMembers || len(pool.Members) != 3 {
 		t.Fatalf("pool: %+v", pool)
 	}
-	if m := pool.Members[0]; m.Created || m.FillRatio != 0.5 || m.FreeSlots != 1024/62 || len(m.Subjects) != 1 || !slices.Equal(m.Subjects[0].Runs, []string{"7"}) {
+	if m := pool.Members[0]; m.Created || m.FillRatio != 0.5 || m.FreeSlots != 1024/(65+3) || len(m.Subjects) != 1 || !slices.Equal(m.Subjects[0].Runs, []string{"7"}) {
 		t.Fatalf("member: %+v", m)
 	}
 	if m := pool.Members[1]; m.Error == "" {

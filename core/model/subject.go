@@ -4,10 +4,17 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
 )
 
 // ServiceAccountPrefix starts every exact service-account subject.
 const ServiceAccountPrefix = "system:serviceaccount:"
+
+// TypicalSubjectLength is the length of a typical run's subject,
+// system:serviceaccount:domino-compute:run-<24 hex>: 65 characters. Free
+// slots of a trust policy are estimated for subjects of this length.
+const TypicalSubjectLength = len(ServiceAccountPrefix+"domino-compute:"+brokerapi.RunPrefix) + brokerapi.TypicalRunIDLength
 
 // legacyPrefix starts the legacy pattern "*:<ns>:<sa>" the existing service
 // wrote (StringLike matches it against system:serviceaccount:<ns>:<sa>).

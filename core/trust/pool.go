@@ -848,9 +848,6 @@ type Stats struct {
 	Capacity int
 }
 
-// typicalSubjectLen sizes free slots: system:serviceaccount:domino-compute:run-<24 hex>.
-const typicalSubjectLen = 59
-
 // Stats reports the pool's fill as the writer last saw it (no IAM call
 // beyond the cached elastic listing).
 func (p *Pools) Stats(ctx context.Context, pair model.RolePair, subjectLen int) (Stats, error) {
@@ -859,7 +856,7 @@ func (p *Pools) Stats(ctx context.Context, pair model.RolePair, subjectLen int) 
 		return Stats{}, err
 	}
 	if subjectLen <= 0 {
-		subjectLen = typicalSubjectLen
+		subjectLen = model.TypicalSubjectLength
 	}
 	var s Stats
 	s.Members = len(members)

@@ -102,6 +102,10 @@ var runIDRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 // MaxRunIDLength keeps run-<id> within a 63-character DNS label.
 const MaxRunIDLength = 63 - len(RunPrefix)
 
+// TypicalRunIDLength is the length of Domino's run ids: 24 hex digits (a
+// MongoDB ObjectId). The grammar allows others; capacity estimates use this.
+const TypicalRunIDLength = 24
+
 // Errors of the grammar; their text is what callers see.
 var (
 	ErrRunIDMissing  = errors.New("run_id is required")
