@@ -21,11 +21,15 @@ func newTrustCmd(s *settings) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trust [--subjects]",
 		Short: "The proxy roles and pools the broker edits: members, fill, subjects (admin)",
-		Long: `Every proxy side the broker edits (a single proxy role is a pool of one member),
-read from IAM now (GET /v2/trust, admins: mapping.read): one row per member with
-its trust policy's size against the account's quota, the fill, the subjects it
-grants and the free slots (subjects of a run's length it still takes). Members
-an elastic pool created are marked (created).
+		Long: `Every proxy side the broker edits (a single proxy role is a pool of one member)
+(GET /v2/trust, admins: mapping.read): one row per member with its trust
+policy's size against the account's quota, the fill, the subjects it grants and
+the free slots (subjects of a run's length it still takes). Members an elastic
+pool created are marked (created).
+
+A member whose last trust-writer round on the answering replica is younger than
+the broker's --trust-cache-ttl (10s when that is 0) is answered from that round;
+the others are read from IAM now (GetRole, at most 8 at once).
 
 --subjects lists every subject with the runs and users of the live pods that run
 as it; 'trust get ROLE|POOL' shows one pool that way.`,
