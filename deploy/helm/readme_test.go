@@ -17,6 +17,10 @@ const (
 	tableEnd   = "<!-- values:end -->"
 )
 
+// cellText escapes what Markdown would otherwise take from a table cell:
+// the column separator, and placeholders such as <registry> (HTML tags).
+var cellText = strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;")
+
 // valuesTable renders values.yaml as a Markdown table: every leaf key with
 // its default and its meaning. The meaning is the comment above the key; a
 // key without one takes the comment of its nearest commented parent, which
@@ -59,7 +63,7 @@ func valuesTable(t *testing.T) string {
 				def = strings.TrimSpace(string(out))
 			}
 			def = strings.ReplaceAll(strings.TrimSpace(def), "\n", "<br>")
-			rows = append(rows, fmt.Sprintf("| `%s` | `%s` | %s |", key, def, strings.ReplaceAll(comment, "|", "\\|")))
+			rows = append(rows, fmt.Sprintf("| `%s` | `%s` | %s |", key, def, cellText.Replace(comment)))
 		}
 	}
 	walk(doc.Content[0], "", "")
