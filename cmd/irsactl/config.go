@@ -28,6 +28,7 @@ const (
 	envBroker     = "IRSA_BROKER"
 	envEndpoint   = "DOMINO_IRSA_ENDPOINT" // what the sidecar uses, set in workload pods
 	envCA         = "IRSA_CA_FILE"
+	envWorkloadCA = "DOMINO_IRSA_SSL_CERT" // the broker's CA, mounted in workload pods
 	envToken      = "IRSA_TOKEN"
 	envTokenFile  = "IRSA_TOKEN_FILE"
 	envAPIKey     = "IRSA_API_KEY"
@@ -64,7 +65,7 @@ func (s *settings) addFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&s.configPath, "config", "", "config file (default $"+envConfig+", else $XDG_CONFIG_HOME/irsactl/config.yaml)")
 	f.StringVar(&s.broker, "broker", "", "broker URL (default $"+envBroker+", $"+envEndpoint+", the config file, "+defaultBroker+")")
-	f.StringVar(&s.caFile, "ca-file", "", "PEM file of CAs to trust for the broker's certificate ($"+envCA+")")
+	f.StringVar(&s.caFile, "ca-file", "", "PEM file of CAs to trust for the broker's certificate ($"+envCA+", $"+envWorkloadCA+")")
 	f.StringVar(&s.tokenFile, "token-file", "", "file holding the bearer token ($"+envTokenFile+")")
 	f.StringVarP(&s.output, "output", "o", "", "output format: table, json or yaml ($"+envOutput+")")
 	// A token on the command line is visible to every user of the machine;
@@ -141,7 +142,7 @@ func (s *settings) resolve() ([]setting, fileConfig, error) {
 	}
 	out := []setting{
 		pick("broker", s.broker, "broker", []string{envBroker, envEndpoint}, fc.Broker, defaultBroker),
-		pick("ca_file", s.caFile, "ca-file", []string{envCA}, fc.CAFile, ""),
+		pick("ca_file", s.caFile, "ca-file", []string{envCA, envWorkloadCA}, fc.CAFile, ""),
 		pick("token_file", s.tokenFile, "token-file", []string{envTokenFile}, fc.TokenFile, ""),
 		pick("output", s.output, "output", []string{envOutput}, fc.Output, outTable),
 	}
@@ -279,7 +280,7 @@ and where each comes from: a flag, the environment, the config file or the defau
 The token itself is never printed.
 
 Precedence: flags, then environment variables (IRSA_BROKER or DOMINO_IRSA_ENDPOINT,
-IRSA_CA_FILE, IRSA_TOKEN, IRSA_TOKEN_FILE, IRSA_API_KEY, IRSACTL_OUTPUT), then the
+IRSA_CA_FILE or DOMINO_IRSA_SSL_CERT, IRSA_TOKEN, IRSA_TOKEN_FILE, IRSA_API_KEY, IRSACTL_OUTPUT), then the
 config file, then defaults. Inside a Domino workspace (DOMINO_API_PROXY set) the
 token comes from the API proxy's /access-token when nothing else gives one.`,
 		Example: `  irsactl config

@@ -178,9 +178,16 @@ func TestIsLoopback(t *testing.T) {
 func TestEndpointIsTheMapURL(t *testing.T) {
 	c := newCLI(t, devstack.Options{})
 	c.env[envBroker], c.env[envEndpoint] = "", c.st.BrokerURL+brokerapi.PathMap+"/"
-	if out := c.ok("config"); !regexp.MustCompile(`broker +` + regexp.QuoteMeta(c.st.BrokerURL) + ` +env ` + envEndpoint + `\n`).MatchString(out) {
+	// The broker's CA as the Mutation mounts it for the sidecar.
+	c.env[envCA], c.env[envWorkloadCA] = "", "/etc/ssl/certs/irsa/ca.crt"
+	out := c.ok("config")
+	if !regexp.MustCompile(`broker +` + regexp.QuoteMeta(c.st.BrokerURL) + ` +env ` + envEndpoint + `\n`).MatchString(out) {
 		t.Errorf("config with %s=%s:\n%s", envEndpoint, c.env[envEndpoint], out)
 	}
+	if !regexp.MustCompile(`ca_file +/etc/ssl/certs/irsa/ca.crt +env ` + envWorkloadCA + `\n`).MatchString(out) {
+		t.Errorf("config with %s set:\n%s", envWorkloadCA, out)
+	}
+	delete(c.env, envWorkloadCA) // the dev stack serves plain HTTP
 	if out := c.ok("auth", "whoami", "-o", "json"); !strings.Contains(out, `"admin": true`) {
 		t.Errorf("auth whoami: %s", out)
 	}
