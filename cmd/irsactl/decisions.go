@@ -166,11 +166,7 @@ func grantsSummary(gs []model.Grant) string {
 	}
 	roles := make([]string, 0, len(gs))
 	for _, g := range gs {
-		name := g.IAMRoleARN
-		if a, err := model.ParseRoleARN(g.IAMRoleARN); err == nil {
-			name = a.Name
-		}
-		roles = append(roles, g.Org+":"+name)
+		roles = append(roles, g.Org+":"+roleName(g.IAMRoleARN))
 	}
 	return strconv.Itoa(len(gs)) + " grant(s): " + strings.Join(roles, ", ")
 }

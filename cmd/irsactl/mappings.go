@@ -619,15 +619,14 @@ func isOldBroker(err error) bool {
 // already written, in reverse, and returns the failure.
 func applyAll(ctx context.Context, c *client, changes []change, log io.Writer) error {
 	do := func(ch change, undo bool) error {
-		before, after := ch.before, ch.after
+		target := ch.after
 		if undo {
-			before, after = after, before
+			target = ch.before
 		}
-		if after == nil {
+		if target == nil {
 			return deleteMapping(ctx, c, ch.Org)
 		}
-		_ = before
-		return putMapping(ctx, c, *after)
+		return putMapping(ctx, c, *target)
 	}
 	for i, ch := range changes {
 		err := do(ch, false)

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/irsa-broker/irsa-broker/internal/polltest"
 	"github.com/irsa-broker/irsa-broker/test/clustertest"
 )
 
@@ -63,7 +64,7 @@ func TestClusterRunsPodsAndLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ip string
-	waitFor(t, "the pod Running", func() bool {
+	polltest.Until(t, "the pod Running", func() bool {
 		p, err := c.Clientset.CoreV1().Pods("default").Get(ctx, "pause", metav1.GetOptions{})
 		if err != nil {
 			return false
@@ -84,20 +85,5 @@ func TestClusterRunsPodsAndLeavesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir)); !os.IsNotExist(err) {
 		t.Errorf("%s still exists", dir)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
 	}
 }
