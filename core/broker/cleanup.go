@@ -312,26 +312,15 @@ func (l *liveCheck) alive(ctx context.Context, sa string) (bool, error) {
 	return a.alive, a.err
 }
 
-// ManagedProxyRoles lists the proxy roles of every mapping whose trust policy the
-// broker updates, sorted and without duplicates: the roles clean-up sweeps.
-func ManagedProxyRoles(store MappingStore) func(ctx context.Context) ([]string, error) {
-	return func(ctx context.Context) ([]string, error) {
-		snap, err := store.Snapshot(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return snap.ProxyRolesToUpdate(), nil
-	}
-}
-
 // PoolMembers lists a pool's members, static and created (*trust.Pools).
 type PoolMembers interface {
 	Members(ctx context.Context, pair model.RolePair) ([]string, error)
 }
 
-// ManagedPoolRoles is ManagedProxyRoles with the members elastic pools
-// created (listed in IAM under each pool's path): clean-up sweeps every
-// member of every pool. A pool that cannot be listed (IAM denied or
+// ManagedPoolRoles lists the roles clean-up sweeps, sorted and without
+// duplicates: the proxy roles of every mapping whose trust policy the
+// broker updates, and the members elastic pools created (listed in IAM
+// under each pool's path). A pool that cannot be listed (IAM denied or
 // throttled ListRoles) is swept by its static members only: the roles of
 // every other pool are still returned, with the listing errors beside them.
 func ManagedPoolRoles(store MappingStore, pools PoolMembers) func(ctx context.Context) ([]string, error) {

@@ -514,6 +514,7 @@ func TestStaleSubjects(t *testing.T) {
 	}
 }
 
+// Without elastic pools, the roles swept are the proxy roles to update.
 func TestManagedProxyRoles(t *testing.T) {
 	pair := func(proxy string, update bool) model.RolePair {
 		return model.RolePair{IAMRoleARN: testGrant.IAMRoleARN, ProxyIAMRoleARN: proxy, UpdateTrustPolicy: update}
@@ -523,14 +524,14 @@ func TestManagedProxyRoles(t *testing.T) {
 		"o2": {Org: "o2", Pairs: []model.RolePair{pair(roleA, true), pair(roleB, false)}},
 		"o3": {Org: "o3", Pairs: []model.RolePair{pair(roleC, true)}},
 	}}}
-	got, err := ManagedProxyRoles(store)(context.Background())
+	got, err := ManagedPoolRoles(store, nil)(context.Background())
 	if want := []string{roleA, roleC}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("ManagedProxyRoles = %v, %v; want %v", got, err, want)
 	}
 
 	down := model.Errorf(model.KindUnavailable, "mappings_unavailable", "down")
 	store.err = down
-	if _, err := ManagedProxyRoles(store)(context.Background()); !errors.Is(err, down) {
+	if _, err := ManagedPoolRoles(store, nil)(context.Background()); !errors.Is(err, down) {
 		t.Errorf("ManagedProxyRoles err = %v, want the store's", err)
 	}
 }

@@ -383,12 +383,3 @@ func (a *Authenticator) Healthy(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Providers are the names of the providers, in order.
-func (a *Authenticator) Providers() []string {
-	out := make([]string, len(a.members))
-	for i, m := range a.members {
-		out[i] = m.Name
-	}
-	return out
-}

@@ -768,6 +768,3 @@ func (p *Plugin) registerMetrics(m *metrics.Metrics) {
 	p.up, p.restarts = up.WithLabelValues(name), restarts.WithLabelValues(name)
 	p.calls = calls.MustCurryWith(prometheus.Labels{"provider": name})
 }
-
-// Name is the provider's name (PluginOptions.Provider).
-func (p *Plugin) Name() string { return p.o.Provider }
