@@ -99,12 +99,6 @@ type grantsQuery struct {
 	query      rego.PreparedEvalQuery
 }
 
-type source struct {
-	name string // module name: "default/grants.rego" or the file's path
-	base string
-	text string
-}
-
 // New loads the embedded defaults plus PolicyDir. A policy that does not
 // compile is an error here (fail closed at start); later reloads keep the last
 // good policy instead.
@@ -223,33 +217,21 @@ func (e *Engine) refuse(rev string, err error) error {
 }
 
 // sources returns the embedded defaults, overridden and extended by PolicyDir.
-func (e *Engine) sources() ([]source, error) {
-	mods, err := Sources(e.opts.PolicyDir, false)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]source, 0, len(mods))
-	for _, m := range mods {
-		out = append(out, source{name: m.Name, base: m.Base, text: m.Text})
-	}
-	return out, nil
-}
+func (e *Engine) sources() ([]Module, error) { return Sources(e.opts.PolicyDir, false) }
 
-func revisionOf(srcs []source) string {
+func revisionOf(mods []Module) string {
 	h := sha256.New()
-	for _, s := range srcs {
-		fmt.Fprintf(h, "%d:%s%d:%s", len(s.name), s.name, len(s.text), s.text)
+	for _, m := range mods {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(m.Name), m.Name, len(m.Text), m.Text)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// compile parses and compiles srcs and prepares the queries.
-func compile(ctx context.Context, srcs []source, rev string) (*compiled, error) {
-	mods := make([]Module, 0, len(srcs))
-	names := make([]string, 0, len(srcs))
-	for _, s := range srcs {
-		mods = append(mods, Module{Name: s.name, Base: s.base, Text: s.text})
-		names = append(names, s.name)
+// compile parses and compiles mods and prepares the queries.
+func compile(ctx context.Context, mods []Module, rev string) (*compiled, error) {
+	names := make([]string, 0, len(mods))
+	for _, m := range mods {
+		names = append(names, m.Name)
 	}
 	compiler, err := CompileModules(mods)
 	if err != nil {
