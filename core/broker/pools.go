@@ -250,9 +250,7 @@ func (s *Service) member(ctx context.Context, role string, created bool) MemberS
 	m.Size, m.Quota = rt.Size, rt.Quota
 	if rt.Quota > 0 {
 		m.FillRatio = float64(rt.Size) / float64(rt.Quota)
-		// Free slots for subjects of a typical run (each also costs its
-		// quotes and a comma).
-		m.FreeSlots = max(0, (rt.Quota-rt.Size)/(model.TypicalSubjectLength+3))
+		m.FreeSlots = model.FreeSlots(rt.Quota, rt.Size, model.TypicalSubjectLength)
 	}
 	for _, sub := range rt.Subjects {
 		m.Subjects = append(m.Subjects, s.subjectState(sub))

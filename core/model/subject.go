@@ -16,6 +16,16 @@ const ServiceAccountPrefix = "system:serviceaccount:"
 // slots of a trust policy are estimated for subjects of this length.
 const TypicalSubjectLength = len(ServiceAccountPrefix+"domino-compute:"+brokerapi.RunPrefix) + brokerapi.TypicalRunIDLength
 
+// FreeSlots estimates how many more subjects of subjectLen characters fit
+// a trust policy of size characters under quota: each also costs its quotes
+// and a comma.
+func FreeSlots(quota, size, subjectLen int) int {
+	if quota <= 0 || size >= quota {
+		return 0
+	}
+	return (quota - size) / (subjectLen + 3)
+}
+
 // legacyPrefix starts the legacy pattern "*:<ns>:<sa>" the existing service
 // wrote (StringLike matches it against system:serviceaccount:<ns>:<sa>).
 const legacyPrefix = "*:"

@@ -22,16 +22,7 @@ type RoleFill struct {
 // Free estimates how many more subjects as long as subject fit: the room
 // left under the quota over one more value's cost (the quoted string and a
 // comma).
-func (f RoleFill) Free(subjectLen int) int {
-	if f.Quota <= 0 {
-		return 0
-	}
-	n := (f.Quota - f.Size) / (subjectLen + 3)
-	if n < 0 {
-		return 0
-	}
-	return n
-}
+func (f RoleFill) Free(subjectLen int) int { return model.FreeSlots(f.Quota, f.Size, subjectLen) }
 
 // Fill returns what the writer's last round of role saw, and false when it
 // has none (no round yet, or the last one failed).

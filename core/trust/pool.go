@@ -618,7 +618,7 @@ func (p *Pools) growLocked(ctx context.Context, pair model.RolePair, subject str
 	p.mu.Unlock()
 	perMember := 1
 	if q, err := p.w.api.TrustPolicySizeQuota(ctx); err == nil {
-		if n := (q - len(doc)) / (subjectLen + 3); n > 1 {
+		if n := model.FreeSlots(q, len(doc), subjectLen); n > 1 {
 			perMember = n
 		}
 	}
