@@ -18,12 +18,8 @@ import (
 // audited writer when there is one, so placements are logged and Evented
 // like any trust change.
 func (b *Broker) pools(writer *trust.Writer, client *iam.Client, g graph, locker trust.Locker) *trust.Pools {
-	ensure := trust.Ensurer(writer)
-	if t, ok := g.trust.(trust.Ensurer); ok {
-		ensure = t
-	}
 	return trust.NewPools(trust.PoolOptions{
-		Writer: writer, Ensure: ensure, IAM: client, Locker: locker, ManagedBy: "irsa-broker",
+		Writer: writer, Ensure: g.trust, IAM: client, Locker: locker,
 		Alert: b.fillAlert(g), Registerer: b.Metrics.Registry, Logger: b.log,
 	})
 }
