@@ -208,9 +208,12 @@ func (s *Service) Map(ctx context.Context, req MapRequest) (res MapResult, err e
 	if err := s.place(ctx, targets, res.Subject); err != nil {
 		return MapResult{}, err
 	}
-	// The config names, for each pool, the member that holds the subject.
-	if res.Config, err = s.render(placedPairs(pairs, targets), req.Caller.Username); err != nil {
-		return MapResult{}, err
+	// The config names, for each pool, the member that holds the subject
+	// (rendered again only when that is not the first member).
+	if placed, moved := placedPairs(pairs, targets); moved {
+		if res.Config, err = s.render(placed, req.Caller.Username); err != nil {
+			return MapResult{}, err
+		}
 	}
 	var proxies []string
 	for _, t := range targets {

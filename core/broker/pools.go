@@ -111,20 +111,23 @@ func (s *Service) place(ctx context.Context, targets []*trustTarget, subject str
 }
 
 // placedPairs returns pairs with each pool's proxy role replaced by the
-// member that holds the subject, so the rendered config names it.
-func placedPairs(pairs []model.RolePair, targets []*trustTarget) []model.RolePair {
+// member that holds the subject, so the rendered config names it, and
+// whether any was replaced.
+func placedPairs(pairs []model.RolePair, targets []*trustTarget) ([]model.RolePair, bool) {
 	at := map[string]string{}
 	for _, t := range targets {
 		at[t.pair.PoolKey()] = t.role
 	}
 	out := make([]model.RolePair, len(pairs))
+	moved := false
 	for i, p := range pairs {
-		if r, ok := at[p.PoolKey()]; ok && p.UpdateTrustPolicy && r != "" {
+		if r, ok := at[p.PoolKey()]; ok && p.UpdateTrustPolicy && r != "" && r != p.ProxyIAMRoleARN {
 			p.ProxyIAMRoleARN = r
+			moved = true
 		}
 		out[i] = p
 	}
-	return out
+	return out, moved
 }
 
 // TrustState is what /v2/trust shows: every proxy side the broker edits,
