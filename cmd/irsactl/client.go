@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+	"github.com/irsa-broker/irsa-broker/sidecar/brokerclient"
 )
 
 // maxAnswer bounds what irsactl reads of one answer.
@@ -90,26 +87,6 @@ func (e *redirectError) Error() string {
 		e.method, e.url, e.status, loc, envBroker)
 }
 
-// maxLocation bounds a Location quoted in an error.
-const maxLocation = 200
-
-// quoteLocation makes a Location header fit for an error: one line,
-// bounded, without the request's credential.
-func quoteLocation(loc, secret string) string {
-	loc = strings.Join(strings.Fields(loc), "")
-	if secret != "" {
-		loc = strings.ReplaceAll(loc, secret, "[redacted]")
-	}
-	if len(loc) > maxLocation {
-		loc = loc[:maxLocation] + "…"
-	}
-	return loc
-}
-
-// refuseRedirects makes an http.Client return a 3xx answer instead of
-// following it with the request's headers.
-func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
 // isLoopback reports whether host (a URL's Hostname) is this machine:
 // localhost or a loopback address.
 func isLoopback(host string) bool {
@@ -129,27 +106,6 @@ func checkTransport(u *url.URL, cred credential) error {
 	}
 	return usagef("broker URL %s is plain http:// to another host: irsactl does not send a credential (%s) unencrypted; use https:// (plain http is for a broker on this machine, such as the dev stack)",
 		u.Redacted(), cred.source)
-}
-
-// newHTTPClient trusts caFile's certificates in addition to the system's. It
-// never follows a redirect (redirectError).
-func newHTTPClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr, Timeout: 2 * time.Minute, CheckRedirect: refuseRedirects}, nil
 }
 
 // do sends a request with body (JSON-encoded unless nil) and decodes a 2xx
@@ -217,7 +173,7 @@ func (c *client) doRawHeader(ctx context.Context, method, path string, header ma
 		return raw, nil
 	}
 	if resp.StatusCode/100 == 3 {
-		return nil, &redirectError{method: method, url: c.base + path, status: resp.StatusCode, location: quoteLocation(resp.Header.Get("Location"), c.cred.value)}
+		return nil, &redirectError{method: method, url: c.base + path, status: resp.StatusCode, location: brokerclient.QuoteLocation(resp.Header.Get("Location"), c.cred.value)}
 	}
 	ae := &apiError{status: resp.StatusCode}
 	var eb brokerapi.ErrorBody

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/irsa-broker/irsa-broker/internal/atomicfile"
 	"github.com/irsa-broker/irsa-broker/internal/brokerapi"
+	"github.com/irsa-broker/irsa-broker/sidecar/brokerclient"
 )
 
 // Environment variables irsactl reads (docs/irsactl.md).
@@ -205,7 +205,7 @@ func (s *settings) client(ctx context.Context) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc, err := newHTTPClient(get(ss, "ca_file"))
+	hc, err := brokerclient.NewHTTPClient(brokerclient.TLSOptions{CAFile: get(ss, "ca_file"), Timeout: 2 * time.Minute}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -250,23 +250,14 @@ func (s *settings) credential(ctx context.Context, hc *http.Client, tokenFile st
 	case s.e.getenv(envAPIKey) != "":
 		return credential{header: brokerapi.HeaderDominoAPIKey, value: strings.TrimSpace(s.e.getenv(envAPIKey)), source: "env " + envAPIKey}, nil
 	case s.e.getenv(envDominoAPI) != "":
-		u := strings.TrimRight(s.e.getenv(envDominoAPI), "/") + "/access-token"
+		base := s.e.getenv(envDominoAPI)
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		tok, err := brokerclient.ProxyToken{BaseURL: base, Client: hc}.Token(ctx)
 		if err != nil {
-			return credential{}, fmt.Errorf("%s: %w", envDominoAPI, err)
+			return credential{}, &transportError{err}
 		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return credential{}, &transportError{fmt.Errorf("token from %s: %w", u, err)}
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return credential{}, &transportError{fmt.Errorf("token from %s: %s", u, resp.Status)}
-		}
-		return bearer(string(b), u)
+		return bearer(tok, strings.TrimRight(base, "/")+"/access-token")
 	}
 	return credential{}, nil
 }

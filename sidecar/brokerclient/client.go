@@ -141,7 +141,7 @@ func (c *Client) Map(ctx context.Context, r brokerapi.MapRequest) (string, error
 		return "", fmt.Errorf("read broker answer: %w", err)
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return "", &RedirectError{Status: resp.StatusCode, Location: quoteLocation(resp.Header.Get("Location"), access, pod), URL: c.url}
+		return "", &RedirectError{Status: resp.StatusCode, Location: QuoteLocation(resp.Header.Get("Location"), access, pod), URL: c.url}
 	}
 	if resp.StatusCode != http.StatusOK {
 		e := parseError(resp, data, time.Now())

@@ -69,9 +69,9 @@ func (e *RedirectError) Error() string {
 // maxLocation bounds a Location quoted in an error.
 const maxLocation = 200
 
-// quoteLocation makes a Location header fit for an error: one line, bounded,
+// QuoteLocation makes a Location header fit for an error: one line, bounded,
 // without the request's credentials.
-func quoteLocation(loc string, secrets ...string) string {
+func QuoteLocation(loc string, secrets ...string) string {
 	loc = redact(strings.Join(strings.Fields(loc), ""), secrets...)
 	if len(loc) > maxLocation {
 		loc = loc[:maxLocation] + "…"
