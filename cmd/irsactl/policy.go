@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/spf13/cobra"
 
@@ -60,25 +59,14 @@ file and line; the broker refuses such a policy at start and at reload the same 
 			if err != nil {
 				return err
 			}
-			served, err := policy.Sources(args[0], false)
+			served, tests, err := policy.Check(args[0])
 			if err != nil {
 				return err
-			}
-			if _, err := policy.CompileModules(served); err != nil {
-				return err
-			}
-			all, err := policy.Sources(args[0], true)
-			if err != nil {
-				return err
-			}
-			if _, err := policy.CompileModules(all); err != nil {
-				return fmt.Errorf("tests: %w", err)
 			}
 			var names []string
 			for _, m := range served {
 				names = append(names, m.Name)
 			}
-			tests := len(all) - len(served)
 			return emit(cmd.OutOrStdout(), format, map[string]any{"ok": true, "modules": names, "test_modules": tests}, func(t *tabwriter.Writer) {
 				fmt.Fprintf(t, "ok: %d module(s) served (%s), %d test module(s)\n", len(names), strings.Join(names, ", "), tests)
 			})
@@ -111,19 +99,10 @@ Exit code 1 when a test fails.`,
 }
 
 func policyTest(ctx context.Context, w io.Writer, dir, run string, verbose bool) error {
-	mods, err := policy.Sources(dir, true)
+	r, err := policy.TestRunner(dir)
 	if err != nil {
 		return err
 	}
-	parsed, err := policy.Parse(mods)
-	if err != nil {
-		return err
-	}
-	compiler, err := policy.NewCompiler()
-	if err != nil {
-		return err
-	}
-	r := tester.NewRunner().SetCompiler(compiler).SetModules(parsed).SetTimeout(time.Minute)
 	if run != "" {
 		if _, err := regexp.Compile(run); err != nil {
 			return usagef("--run: %v", err)

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/tester"
-
 	"github.com/irsa-broker/irsa-broker/core/model"
 	"github.com/irsa-broker/irsa-broker/core/policy"
 	"github.com/irsa-broker/irsa-broker/plugins/sdk"
@@ -42,35 +40,18 @@ func TestCookbook(t *testing.T) {
 	}
 	for _, dir := range recipes {
 		t.Run(dir, func(t *testing.T) {
-			served, err := policy.Sources(dir, false)
+			_, tests, err := policy.Check(dir)
 			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := policy.CompileModules(served); err != nil {
 				t.Fatalf("check: %v", err)
-			}
-			mods, err := policy.Sources(dir, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tests := 0
-			for _, m := range mods {
-				if m.IsTest() {
-					tests++
-				}
 			}
 			if tests == 0 {
 				t.Fatal("no _test.rego file")
 			}
-			parsed, err := policy.Parse(mods)
+			r, err := policy.TestRunner(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			compiler, err := policy.NewCompiler()
-			if err != nil {
-				t.Fatal(err)
-			}
-			runRegoTests(t, tester.NewRunner().SetCompiler(compiler).SetModules(parsed).SetTimeout(time.Minute), 3)
+			runRegoTests(t, r, 3)
 		})
 	}
 }
