@@ -33,7 +33,7 @@ func (w *Writer) Fill(role string) (RoleFill, bool) {
 	if !ok || k.doc == nil {
 		return RoleFill{}, false
 	}
-	return RoleFill{Subjects: len(k.doc.Subjects()), Size: k.doc.Size(), Quota: k.quota, At: k.at}, true
+	return RoleFill{Subjects: k.subjects, Size: k.size, Quota: k.quota, At: k.at}, true
 }
 
 // Lookup tells, for each role, whether its trust policy grants subject (in
@@ -107,7 +107,7 @@ func (w *Writer) knownTrust(role string, fresh time.Duration) (model.RoleTrust, 
 	if k.doc == nil || removing || k.quota <= 0 || w.opts.Now().Sub(k.at) >= fresh {
 		return model.RoleTrust{}, false
 	}
-	return model.RoleTrust{Role: role, Subjects: k.doc.Subjects(), Size: k.doc.Size(), Quota: k.quota}, true
+	return model.RoleTrust{Role: role, Subjects: k.doc.Subjects(), Size: k.size, Quota: k.quota}, true
 }
 
 // DeleteIfEmpty runs a round of role that calls del, under the round's

@@ -191,6 +191,9 @@ type knownDoc struct {
 	doc   *Document // never mutated once stored (its text is memoized)
 	at    time.Time // when that round's GetRole started
 	quota int       // the size quota that round read
+	// The document's subject count and size, counted once when stored:
+	// placement reads them for every member it considers.
+	subjects, size int
 }
 
 type roleQueue struct {
@@ -634,7 +637,7 @@ func (w *Writer) remember(role string, doc *Document, at time.Time, quota int) {
 		delete(w.known, role)
 		return
 	}
-	w.known[role] = knownDoc{doc: doc, at: at, quota: quota}
+	w.known[role] = knownDoc{doc: doc, at: at, quota: quota, subjects: len(doc.Subjects()), size: doc.Size()}
 }
 
 // grantedRecently reports whether Ensure may answer without a round: the
