@@ -82,12 +82,8 @@ func (w *Writer) knownHas(role, subject string, fresh time.Duration) (held, ok b
 	if fresh <= 0 {
 		return false, false
 	}
-	w.mu.Lock()
-	k := w.known[role]
-	q := w.queues[role]
-	removing := q != nil && q.removals > 0
-	w.mu.Unlock()
-	if k.doc == nil || removing || w.opts.Now().Sub(k.at) >= fresh {
+	k, why := w.fresh(role, fresh)
+	if why != "" {
 		return false, false
 	}
 	return k.doc.Has(subject), true
@@ -99,12 +95,8 @@ func (w *Writer) knownTrust(role string, fresh time.Duration) (model.RoleTrust, 
 	if fresh <= 0 {
 		return model.RoleTrust{}, false
 	}
-	w.mu.Lock()
-	k := w.known[role]
-	q := w.queues[role]
-	removing := q != nil && q.removals > 0
-	w.mu.Unlock()
-	if k.doc == nil || removing || k.quota <= 0 || w.opts.Now().Sub(k.at) >= fresh {
+	k, why := w.fresh(role, fresh)
+	if why != "" || k.quota <= 0 {
 		return model.RoleTrust{}, false
 	}
 	return model.RoleTrust{Role: role, Subjects: k.doc.Subjects(), Size: k.size, Quota: k.quota}, true

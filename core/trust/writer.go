@@ -640,6 +640,27 @@ func (w *Writer) remember(role string, doc *Document, at time.Time, quota int) {
 	w.known[role] = knownDoc{doc: doc, at: at, quota: quota, subjects: len(doc.Subjects()), size: doc.Size()}
 }
 
+// fresh returns the document of role's last round when a request may be
+// answered from it: it is younger than ttl and no Remove of the role is
+// pending (the removal may concern the subject asked about). why says why
+// not: "miss" (no document), "removing" or "stale".
+func (w *Writer) fresh(role string, ttl time.Duration) (k knownDoc, why string) {
+	w.mu.Lock()
+	k = w.known[role]
+	q := w.queues[role]
+	removing := q != nil && q.removals > 0
+	w.mu.Unlock()
+	switch {
+	case k.doc == nil:
+		return k, "miss"
+	case removing:
+		return k, "removing"
+	case w.opts.Now().Sub(k.at) >= ttl:
+		return k, "stale"
+	}
+	return k, ""
+}
+
 // grantedRecently reports whether Ensure may answer without a round: the
 // cache is on, the role's known document is younger than CacheTTL, no
 // Remove of the role is pending, and the document grants every subject
@@ -648,22 +669,13 @@ func (w *Writer) grantedRecently(role string, add []string) bool {
 	if w.opts.CacheTTL <= 0 {
 		return false
 	}
-	w.mu.Lock()
-	k := w.known[role]
-	q := w.queues[role]
-	removing := q != nil && q.removals > 0
-	w.mu.Unlock()
-	result := "hit"
+	k, result := w.fresh(role, w.opts.CacheTTL)
 	switch {
-	case k.doc == nil:
-		result = "miss"
-	case removing:
-		result = "removing"
-	case w.opts.Now().Sub(k.at) >= w.opts.CacheTTL:
-		result = "stale"
+	case result != "":
 	case k.doc.checkAdd(add) != nil:
 		result = "miss"
 	default:
+		result = "hit"
 		for _, s := range add {
 			if !k.doc.Has(s) {
 				result = "miss"
